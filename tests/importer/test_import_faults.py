@@ -1,0 +1,156 @@
+"""Imports that go wrong: a full SR, a cancel, a full publish target, Ctrl-C, a killed worker."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.importer.conftest import ImportWorld
+from tests.importer.test_import_e2e import check_published, ext4_image
+
+MiB = 1024 * 1024
+
+
+def random_raw(path: Path, size: int) -> Path:
+    """Incompressible, hole-free data: every byte must travel."""
+    with path.open("wb") as f:
+        for _ in range(size // (8 * MiB)):
+            f.write(os.urandom(8 * MiB))
+    return path
+
+
+def wait_for(condition, timeout: float = 120, interval: float = 0.1):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting")
+
+
+def stage_progress(world: ImportWorld, job_id: str) -> tuple[int, int]:
+    stage = next(s for s in world.job(job_id)["steps"] if s["name"] == "stage")
+    return stage["bytes_done"], stage["bytes_total"]
+
+
+def uploading(world: ImportWorld, job_id: str, fraction: float = 0.0) -> bool:
+    done, total = stage_progress(world, job_id)
+    return total > 0 and done > fraction * total and world.job(job_id)["current_step"] == "stage"
+
+
+def test_sr_too_small_fails_with_xes_reason_and_cleans_up(world: ImportWorld, tmp_path: Path) -> None:
+    world.xen.configure(personality="xenserver-6.2", sr_sizes={"ext": 2 * MiB})  # raw import writes all 64 MiB
+    result = world.cli(*world.import_args(ext4_image(tmp_path)))
+    assert result.code == 101
+    assert "Step vdi-import failed" in result.err and "VDI_IO_ERROR" in result.err
+    assert world.xen.state()["vdis"] == []  # the VDI was destroyed
+    assert world.sr_leftovers() == []  # and the staged file removed
+    job_id = re.search(r"job-[a-z0-9]+", result.err).group(0)  # type: ignore[union-attr]
+    steps = {s["name"]: s["state"] for s in world.job(job_id)["steps"]}
+    # the failed step says so; the upload and the VDI will be made again by `job retry`
+    assert (steps["stage"], steps["vdi-create"], steps["vdi-import"]) == ("pending", "pending", "failed")
+
+
+def test_cancel_mid_upload_stops_within_two_seconds_and_removes_everything(world: ImportWorld, tmp_path: Path) -> None:
+    source = random_raw(tmp_path / "big.raw", 768 * MiB)
+    job_id = world.cli(*world.import_args(source, "--detach")).out.strip()
+    worker = world.popen("job", "worker")
+    try:
+        wait_for(lambda: uploading(world, job_id, 0.1))
+        asked = time.monotonic()
+        assert world.cli("job", "cancel", job_id).code == 0
+        wait_for(lambda: world.job(job_id)["state"] == "cancelled", timeout=10, interval=0.05)
+        assert time.monotonic() - asked < 2.0 + 0.5  # 2 s, plus this test's own polling of the catalog
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    assert world.sr_leftovers() == [] and world.xen.state()["vdis"] == []
+    assert world.work_files() == []
+    assert list(world.www.iterdir()) == []
+
+
+@pytest.fixture
+def tiny_www(world: ImportWorld, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A backup storage on a 64 KiB tmpfs: no template fits."""
+    from vdcmanage.catalog import storages
+    from vdcmanage.catalog.db import close_catalog, open_catalog
+
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    open_catalog(world.catalog_url)
+    try:
+        storages.add_backup_storage("local", "http://tiny.example/t", str(mount), display_name="tiny")
+    finally:
+        close_catalog()
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_publish_target_full(world: ImportWorld, tmp_path: Path, tiny_www: Path) -> None:
+    result = world.cli(*world.import_args(ext4_image(tmp_path), "--backup-storage", "tiny"))
+    assert result.code == 100
+    assert "Step publish failed" in result.err and "is full" in result.err
+    assert list(tiny_www.iterdir()) == []  # no partial file, under the published name or any other
+
+
+def test_ctrl_c_in_the_foreground_leaves_a_resumable_job(world: ImportWorld, tmp_path: Path) -> None:
+    source = random_raw(tmp_path / "big.raw", 512 * MiB)
+    proc = world.popen(*world.import_args(source))
+    job_id = wait_for(lambda: (world.cli("job", "list", "-f", "json").out.split('"id": "')[1:2] or [None])[0])
+    job_id = job_id.split('"')[0]
+    wait_for(lambda: uploading(world, job_id, 0.2))
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert f"vdc-manage job retry {job_id}" in err
+    assert world.job(job_id)["state"] == "failed"
+    resumed = world.cli("job", "retry", job_id)
+    assert resumed.code == 0, resumed.err
+    check_published(world, resumed.out.strip(), source)
+
+
+def test_killed_worker_is_taken_over_and_sends_less_than_half_again(world: ImportWorld, tmp_path: Path) -> None:
+    source = random_raw(tmp_path / "big.raw", 768 * MiB)
+    job_id = world.cli(*world.import_args(source, "--detach")).out.strip()
+    first = world.popen("job", "worker", "--stale-after", "3")
+    wait_for(lambda: uploading(world, job_id, 0.55), interval=0.05)
+    first.kill()  # SIGKILL: no clean-up, the heartbeat just stops
+    first.wait()
+    time.sleep(4)  # until the heartbeat is older than --stale-after
+    second = world.popen("job", "worker", "--stale-after", "3", "--once")
+    _out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err
+    job = world.job(job_id)
+    assert (job["state"], job["attempts"]) == ("succeeded", 2), job
+    from vdcmanage.catalog.db import close_catalog, open_catalog
+    from vdcmanage.jobs.queue import step_detail
+
+    open_catalog(world.catalog_url)
+    try:
+        sent_by_the_second_worker = step_detail(job_id, "stage")["bytes_sent"]
+    finally:
+        close_catalog()
+    assert 0 < sent_by_the_second_worker < source.stat().st_size / 2
+    check_published(world, job["result"]["image_id"], source)
+
+
+def test_connection_killed_mid_upload_resumes_and_completes(world: ImportWorld, tmp_path: Path) -> None:
+    source = random_raw(tmp_path / "big.raw", 512 * MiB)
+    proc = world.popen(*world.import_args(source))
+    job_id = wait_for(lambda: (world.cli("job", "list", "-f", "json").out.split('"id": "')[1:2] or [None])[0])
+    job_id = job_id.split('"')[0]
+    wait_for(lambda: uploading(world, job_id, 0.3), interval=0.05)
+    assert world.xen.server.kill_sessions() > 0  # the sshd children serving us die: every channel breaks
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    job = world.job(job_id)
+    assert job["attempts"] == 1  # the step reconnected by itself
+    check_published(world, out.strip(), source)

@@ -1,0 +1,53 @@
+"""Small pipelines for exercising the job runner (registered under test-only kinds)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from vdcmanage.errors import VdcError
+from vdcmanage.jobs.runner import StepContext
+
+
+class CountingPipeline:
+    """Writes one line per step into params['out']; step 'work' counts to params['total'] in chunks,
+    saving its position so a resumed run continues where it was."""
+
+    steps: ClassVar[list[str]] = ["prepare", "work", "finish"]
+
+    def __init__(self, job_id: str, params: dict[str, Any]) -> None:
+        self.job_id, self.params = job_id, params
+        self.out = Path(params["out"])
+
+    def run_step(self, ctx: StepContext) -> None:
+        if ctx.step == "work":
+            total = int(self.params["total"])
+            position = int(ctx.detail.get("position", 0))
+            while position < total:
+                position += 1
+                with self.out.open("a") as f:
+                    f.write(f"chunk {position}\n")
+                ctx.save(position=position)
+                if self.params.get("fail_at") == position and not ctx.detail.get("failed_once"):
+                    ctx.save(failed_once=True)
+                    raise VdcError(f"simulated failure at chunk {position}")
+                ctx.progress(position, total)
+                if self.params.get("slow"):
+                    ctx.sleep(float(self.params["slow"]))
+                if self.params.get("die_at") == position:
+                    os._exit(9)  # a worker killed mid-step
+        else:
+            with self.out.open("a") as f:
+                f.write(f"{ctx.step}\n")
+
+    def cleanup(self, ctx: StepContext) -> None:
+        with self.out.open("a") as f:
+            f.write("cleanup\n")
+
+    def on_failure(self, ctx: StepContext, exc: VdcError) -> None:
+        with self.out.open("a") as f:
+            f.write(f"on_failure {exc}\n")
+
+    def result(self) -> dict[str, Any]:
+        return {"lines": len(self.out.read_text().splitlines())}

@@ -1,0 +1,48 @@
+"""How a failure reaches the operator: one ``ERROR:`` line on stderr and a documented exit code.
+
+No typer here: the fast path (cli/entry.py) reports through this module too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from vdcmanage.errors import ExitCode, exit_code_for
+
+
+def report(message: str) -> None:
+    """The one line every failure prints on stderr."""
+    sys.stderr.write(f"ERROR: {message}\n")
+    sys.stderr.flush()
+
+
+def report_unexpected(exc: Exception) -> int:
+    import peewee
+
+    if isinstance(exc, peewee.DatabaseError):
+        from vdcmanage.catalog.db import first_line
+
+        report(f"Catalog error: {first_line(exc)}")
+    else:
+        report(f"Unexpected failure: {type(exc).__name__}: {exc} (VDC_MANAGE_DEBUG=1 shows the traceback)")
+    if os.environ.get("VDC_MANAGE_DEBUG"):
+        import traceback
+
+        traceback.print_exc()
+    return exit_code_for(exc)
+
+
+def quiet_broken_pipe() -> None:
+    """A reader such as ``head`` went away: stop writing without a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def finish_output(code: int) -> int:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        quiet_broken_pipe()
+        return ExitCode.OK if code == ExitCode.OK else code
+    return code

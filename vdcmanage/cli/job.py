@@ -1,0 +1,143 @@
+"""``vdc-manage job ...``: watch, cancel and retry long-running jobs; run the worker."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vdcmanage.catalog.models import Job
+from vdcmanage.cli.main import catalog, group_app
+from vdcmanage.cli.output import human_size, print_json, print_record, print_table, when
+from vdcmanage.cli.params import FormatOption, check_format
+from vdcmanage.jobs import queue
+
+app = group_app("job", "Operations for long-running jobs (imports) and the worker.")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    state: str = typer.Option(None, "--state", "-s", help=f"Only jobs in this state: {', '.join(queue.STATES)}."),
+    limit: int = typer.Option(None, "--limit", "-n", min=1, help="At most this many (newest first)."),
+    fmt: str = FormatOption,
+) -> None:
+    """List jobs, newest first."""
+    check_format(fmt)
+    if state is not None and state not in queue.STATES:
+        raise typer.BadParameter(f"{state!r} is not one of: {', '.join(queue.STATES)}", param_hint="'--state'")
+    catalog(ctx)
+    jobs = queue.list_jobs(queue.JobFilter(state=state, limit=limit))
+    if fmt == "json":
+        print_json([queue.job_dict(j, details=False) for j in jobs])
+        return
+    print_table(
+        ["ID", "Kind", "State", "Step", "Progress", "Created", "Error"],
+        ((j.id, j.kind, state_label(j), j.current_step, progress_label(j), when(j.created_at), j.error) for j in jobs),
+    )
+
+
+def state_label(job: Job) -> str:
+    return f"{job.state} (stalled)" if queue.is_stalled(job) else job.state
+
+
+def progress_label(job: Job) -> str:
+    if not job.bytes_total:
+        return ""
+    return f"{100 * job.bytes_done // job.bytes_total}% of {human_size(job.bytes_total)}"
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., metavar="JOB_ID", help="The job id (job-...)."),
+    fmt: str = FormatOption,
+) -> None:
+    """Show a job: state, every step with times, bytes and rate, and the last log lines."""
+    check_format(fmt)
+    catalog(ctx)
+    data = queue.job_dict(queue.get_job(job_id))
+    if fmt == "json":
+        print_json(data)
+        return
+    print_record(
+        [
+            ("ID", data["id"]),
+            ("Kind", data["kind"]),
+            ("State", data["state"] + (" (stalled: no heartbeat)" if data["stalled"] else "")),
+            ("Current Step", data["current_step"]),
+            ("Attempts", data["attempts"]),
+            ("Worker", data["worker"]),
+            ("Heartbeat", data["heartbeat_at"]),
+            ("Created", data["created_at"]),
+            ("Started", data["started_at"]),
+            ("Finished", data["finished_at"]),
+            ("Result", ", ".join(f"{k}={v}" for k, v in (data["result"] or {}).items())),
+            ("Error", data["error"]),
+        ]
+    )
+    sys.stdout.write("\n")
+    print_table(
+        ["Step", "State", "Started", "Finished", "Seconds", "Bytes", "Rate"],
+        (
+            (
+                s["name"],
+                s["state"],
+                s["started_at"],
+                s["finished_at"],
+                s["seconds"],
+                f"{human_size(s['bytes_done'])} / {human_size(s['bytes_total'])}" if s["bytes_total"] else "",
+                f"{human_size(s['rate_bytes_per_s'])}/s" if s["rate_bytes_per_s"] else "",
+            )
+            for s in data["steps"]
+        ),
+    )
+    sys.stdout.write("\nLog:\n")
+    for line in data["log"]:
+        sys.stdout.write(f"  {line['at']} {line['level']:5} {line['message']}\n")
+
+
+@app.command("cancel")
+def cancel(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="JOB_ID", help="The job id.")) -> None:
+    """Cancel a job: a running one stops within seconds and removes what it created on the host."""
+    catalog(ctx)
+    job = queue.request_cancel(job_id)
+    typer.echo(f"{job.id}: {'cancelled' if job.state == 'cancelled' else 'cancel requested'}", err=True)
+
+
+@app.command("retry")
+def retry(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., metavar="JOB_ID", help="The failed job's id."),
+    detach: bool = typer.Option(False, "--detach", help="Only queue it for a worker instead of running it here."),
+) -> None:
+    """Resume a failed job where it stopped (done steps are kept; uploads continue from what was verified)."""
+    catalog(ctx)
+    job = queue.retry(job_id)
+    if detach:
+        typer.echo(job.id)
+        return
+    from vdcmanage.cli.foreground import run_in_foreground
+
+    raise typer.Exit(run_in_foreground(job.id))
+
+
+@app.command("worker")
+def worker(
+    ctx: typer.Context,
+    once: bool = typer.Option(False, "--once", help="Run what is queued now, then exit."),
+    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, max=64, help="Jobs run at the same time."),
+    stale_after: float = typer.Option(
+        queue.STALE_AFTER_S, "--stale-after", min=2.0, metavar="SECONDS",
+        help="Take over a running job whose heartbeat is older than this (its worker died).",
+    ),
+) -> None:
+    """Run queued jobs (and take over stalled ones) until stopped; SIGTERM requeues running jobs."""
+    catalog(ctx)
+    from vdcmanage.jobs.worker import run_worker
+
+    def report(message: str) -> None:
+        sys.stderr.write(f"{message}\n")
+        sys.stderr.flush()
+
+    run_worker(concurrency=concurrency, once=once, report=report, stale_after=stale_after)

@@ -1,0 +1,401 @@
+"""The XenServer import as a job: a machine image in, a published ``.vhd.bz2`` template and a catalog image out.
+
+The CloudStack "Importing Amazon Machine Images" procedure, step by step (design.md, xe-facts.md §4):
+
+- ``inspect``: what the file is (format, virtual size, checksums) and what the host can do: its
+  ``xe vdi-import`` takes ``format=vhd`` on XenServer 6.5 and later, raw only on 6.2; the SR must be
+  file-based (ext, nfs) so the VDI is one ``<uuid>.vhd`` file in its mount.
+- ``convert``: the upload file is made here: a dynamic VHD with only the image's data where the host
+  takes VHD; raw otherwise (a raw source is uploaded as it is).
+- ``stage``: the upload into the SR mount: holes skipped, resumable, verified by checksums computed
+  on the host.
+- ``vdi-create``: a VDI of the image's size rounded up as the SR rounds (2 MiB), tagged with the job.
+- ``vdi-import``: the staged file into the VDI.
+- ``compress``: ``<vdi-uuid>.vhd`` to ``.vhd.bz2`` on the host, with lbzip2 or pbzip2 where the host has one.
+- ``publish``: streamed through the admin host to the backup storage, under a temporary name, renamed.
+- ``verify``: the published file's checksum where it landed, and the host's, against what we streamed.
+- ``register``: the image in the catalog (format vhd, the published URL, size, md5, sha256).
+- ``cleanup``: the staged and compressed files on the host, local work files. The VDI stays: it is
+  the template on the XenServer host.
+
+Every step can run again: a step already done is skipped by the runner; a step that was interrupted
+finds what it saved (a VDI uuid, uploaded chunks) and goes on from there. ``cleanup()`` (job cancel)
+removes everything the job created; a failure xe reports (a full SR, a backend error) does the same
+for the host side, while a dropped connection keeps everything for ``job retry``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from vdcmanage.catalog.db import transaction
+from vdcmanage.catalog.models import BackupStorage, Image
+from vdcmanage.catalog.storages import published_uri
+from vdcmanage.config import load_settings
+from vdcmanage.errors import ChecksumMismatch, NotFound, VdcError
+from vdcmanage.importer import hostfiles
+from vdcmanage.importer.request import STEPS, ImportParams
+from vdcmanage.jobs import queue
+from vdcmanage.jobs.runner import StepContext
+from vdcmanage.remote.errors import ConnectionLost, HostUnusable, RemoteTimeout, SrUnknown, SrUnsuitable, XeError
+from vdcmanage.remote.ssh import Connection
+from vdcmanage.remote.xe import SrInfo, Xe
+
+SR_GRANULARITY = 2 * 1024 * 1024  # file SRs round VHD sizes up to 2 MiB (xe-facts.md §1, "Sizes")
+RECONNECTS = 3
+T = TypeVar("T")
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def is_resumable(exc: BaseException) -> bool:
+    """Failures that leave the host's state worth keeping for `job retry`."""
+    return isinstance(exc, ConnectionLost | RemoteTimeout | HostUnusable)
+
+
+class ImportPipeline:
+    steps: ClassVar[list[str]] = STEPS
+
+    def __init__(self, job_id: str, params: dict[str, Any]) -> None:
+        self.job_id = job_id
+        self.params = ImportParams(**params)
+        self.settings = load_settings()
+        self._host: Connection | None = None
+        self._web: Connection | None = None
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def run_step(self, ctx: StepContext) -> None:
+        getattr(self, "step_" + ctx.step.replace("-", "_"))(ctx)
+
+    def detail(self, step: str) -> dict[str, Any]:
+        return queue.step_detail(self.job_id, step)
+
+    def open_host(self) -> Connection:
+        from vdcmanage.catalog.hosts import ssh_target
+        from vdcmanage.catalog.models import Host
+        from vdcmanage.remote.options import connect_options
+
+        host = Host.get_or_none(Host.id == self.params.host_id)
+        if host is None or host.deleted_at is not None:
+            raise NotFound(f"Host {self.params.host_id} is no longer in the catalog")
+        return Connection(ssh_target(host), connect_options(self.settings)).open()
+
+    def host(self) -> Connection:
+        if self._host is None or not self._host.is_open:
+            self._host = self.open_host()
+        return self._host
+
+    def drop_host(self) -> None:
+        if self._host is not None:
+            self._host.close()
+            self._host = None
+
+    def on_host(self, action: Callable[[Connection], T]) -> T:
+        """Run an idempotent action on the host, reconnecting after a dropped connection."""
+        for attempt in range(RECONNECTS + 1):
+            try:
+                return action(self.host())
+            except ConnectionLost:
+                self.drop_host()
+                if attempt == RECONNECTS:
+                    raise
+                time.sleep(min(2**attempt, 10))
+        raise AssertionError("unreachable")
+
+    def web(self, storage: BackupStorage) -> Connection:
+        from vdcmanage.catalog.storages import ssh_target
+        from vdcmanage.remote.options import connect_options
+
+        if self._web is None or not self._web.is_open:
+            self._web = Connection(ssh_target(storage), connect_options(self.settings)).open()
+        return self._web
+
+    def close(self) -> None:
+        for conn in (self._host, self._web):
+            if conn is not None:
+                conn.close()
+        self._host = self._web = None
+
+    def storage(self) -> BackupStorage:
+        storage = BackupStorage.get_or_none(BackupStorage.id == self.params.backup_storage_id)
+        if storage is None or storage.deleted_at is not None:
+            raise NotFound(f"Backup storage {self.params.backup_storage_id} is no longer in the catalog")
+        return storage
+
+    def destination(self) -> Any:
+        from vdcmanage.importer.publish import LocalDestination, SshDestination
+
+        storage = self.storage()
+        if storage.storage_type == "local":
+            return LocalDestination(storage)
+        return SshDestination(storage, self.web(storage))
+
+    def work_file(self, suffix: str) -> Path:
+        return self.settings.work_dir / f"{self.job_id}{suffix}"
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def step_inspect(self, ctx: StepContext) -> None:
+        from vdcmanage.images.checksum import file_digests
+        from vdcmanage.images.inspect import inspect_image
+
+        path = Path(self.params.path)
+        info = inspect_image(path)
+        digests = file_digests(path, progress=ctx.progress)
+        caps = self.on_host(lambda conn: Xe(conn).capabilities())
+        sr = self.on_host(lambda conn: find_sr(Xe(conn), self.params.sr_uuid))
+        upload_format = "vhd" if "vhd" in caps.import_formats else "raw"
+        ctx.save(
+            source_format=info.format,
+            virtual_size=info.virtual_size,
+            vdi_size=round_up(info.virtual_size, SR_GRANULARITY),
+            source_size=digests.size,
+            source_md5=digests.md5,
+            source_sha256=digests.sha256,
+            upload_format=upload_format,
+            sr_mount=sr.mount_path,
+            product=caps.product,
+        )
+        ctx.log(
+            f"{info.format} image, virtual size {info.virtual_size} bytes, md5 {digests.md5}; "
+            f"{caps.product}: uploading {upload_format} into SR {sr.uuid} ({sr.type})"
+        )
+
+    def step_convert(self, ctx: StepContext) -> None:
+        from vdcmanage.importer.localimage import convert
+
+        inspected = self.detail("inspect")
+        source_format, target = inspected["source_format"], inspected["upload_format"]
+        if target == "raw" and source_format == "raw":
+            ctx.save(local_file=self.params.path)
+            ctx.log("raw image: uploaded as it is (holes and zero blocks skipped)")
+            return
+        local = self.work_file(f".{target}")
+        kind = "dynamic VHD" if target == "vhd" else "sparse raw file"
+        convert(Path(self.params.path), source_format, local, target, inspected["virtual_size"], ctx.progress)
+        ctx.save(local_file=str(local))
+        ctx.log(f"converted the {source_format} image into a {kind} of {local.stat().st_size} bytes")
+
+    def step_stage(self, ctx: StepContext) -> None:
+        from vdcmanage.remote.transfer import upload_file
+
+        local = Path(self.detail("convert")["local_file"])
+        staged = hostfiles.staging_path(self.detail("inspect")["sr_mount"], self.job_id)
+        result = upload_file(
+            self.open_host,
+            local,
+            staged,
+            state=ctx.detail.get("upload"),
+            save=lambda state: ctx.save(upload=state),
+            progress=ctx.progress,
+            pad_to=512,
+            log=ctx.log,
+            compute_md5=False,  # every chunk is verified against an md5 computed on the host
+        )
+        ctx.log(
+            f"uploaded {result.bytes_sent} bytes in {result.seconds:.1f} s "
+            f"({result.bytes_skipped_sparse} bytes of holes and zeros skipped), verified on the host"
+        )
+        ctx.save(staged=staged, staged_size=result.bytes_total, bytes_sent=result.bytes_sent)
+
+    def step_vdi_create(self, ctx: StepContext) -> None:
+        inspected = self.detail("inspect")
+
+        def create(conn: Connection) -> str:
+            xe = Xe(conn)
+            known = ctx.detail.get("vdi_uuid")
+            if known and xe.vdi_list(params=["uuid"], filters={"uuid": known}):
+                return str(known)
+            leftover = xe.vdi_list(params=["uuid"], filters={"other-config:vdc-manage-job": self.job_id})
+            if leftover:  # created before a crash that kept us from saving its uuid
+                return str(leftover[0]["uuid"])
+            uuid = xe.vdi_create(self.params.sr_uuid, self.params.name_label, inspected["vdi_size"])
+            ctx.save(vdi_uuid=uuid)
+            xe.vdi_param_set(uuid, {"other-config:vdc-manage-job": self.job_id})
+            return uuid
+
+        uuid = self.on_host(create)
+        ctx.save(vdi_uuid=uuid)
+        ctx.log(f"VDI {uuid} ({inspected['vdi_size']} bytes) on SR {self.params.sr_uuid}")
+
+    def step_vdi_import(self, ctx: StepContext) -> None:
+        inspected, staged = self.detail("inspect"), self.detail("stage")
+        vdi = self.detail("vdi-create")["vdi_uuid"]
+        total = int(inspected["vdi_size"])
+
+        def run(conn: Connection) -> tuple[str, int | None]:
+            xe = Xe(conn)
+            xe.vdi_import(
+                vdi,
+                os.path.basename(staged["staged"]),
+                fmt=inspected["upload_format"],
+                cwd=inspected["sr_mount"],
+                progress=lambda percent: ctx.progress(total * percent // 100, total),
+                on_poll=ctx.check,
+            )
+            vhd = f"{inspected['sr_mount']}/{xe.vdi_param_get(vdi, 'location')}.vhd"
+            return vhd, hostfiles.file_size(conn, vhd)
+
+        vhd, size = self.on_host(run)
+        if size is None:
+            sr = self.params.sr_uuid
+            raise VdcError(f"The imported VDI's file {vhd} is not on the host (is SR {sr} file-based?)")
+        ctx.save(vhd=vhd, vhd_size=size)
+        ctx.log(f"imported into {vhd} ({size} bytes on the SR)")
+
+    def step_compress(self, ctx: StepContext) -> None:
+        imported = self.detail("vdi-import")
+        out = hostfiles.compressed_path(self.detail("inspect")["sr_mount"], self.job_id)
+
+        def run(conn: Connection) -> tuple[str, int | None]:
+            compressor = hostfiles.find_compressor(conn)
+            hostfiles.compress(conn, compressor, imported["vhd"], out + ".part", imported["vhd_size"],
+                               ctx.progress, ctx.check)
+            conn.run(["mv", "-f", "--", out + ".part", out])
+            return compressor, hostfiles.file_size(conn, out)
+
+        compressor, size = self.on_host(run)
+        if size is None:
+            raise VdcError(f"The compressed template {out} is missing on the host after compression")
+        ctx.save(compressed=out, compressed_size=size, compressor=compressor)
+        ctx.log(f"{compressor}: {imported['vhd_size']} -> {size} bytes")
+
+    def file_name(self) -> str:
+        """The published name: the image id, safe in any URL or shell whatever the name label holds."""
+        return f"{self.params.image_id}.vhd.bz2"
+
+    def step_publish(self, ctx: StepContext) -> None:
+        from vdcmanage.importer.publish import stream_to
+
+        compressed = self.detail("compress")
+        destination = self.destination()
+        published = stream_to(
+            self.host(), compressed["compressed"], destination, self.file_name(),
+            compressed["compressed_size"], ctx.progress,
+        )
+        uri = published_uri(self.storage(), published.file_name)
+        ctx.save(file_name=published.file_name, size=published.size, md5=published.md5, sha256=published.sha256,
+                 uri=uri)
+        ctx.log(f"published {uri} ({published.size} bytes, sha256 {published.sha256})")
+
+    def step_verify(self, ctx: StepContext) -> None:
+        compressed, published = self.detail("compress"), self.detail("publish")
+        host_md5 = self.on_host(lambda conn: hostfiles.md5_of(conn, compressed["compressed"], ctx.check))
+        if host_md5 != published["md5"]:
+            raise ChecksumMismatch(
+                f"The template read from the host does not match the host's file: md5 {published['md5']} "
+                f"streamed, {host_md5} on the host"
+            )
+        destination = self.destination()
+        landed = destination.sha256(published["file_name"])
+        if landed != published["sha256"]:
+            destination.remove(published["file_name"])
+            raise ChecksumMismatch(
+                f"The published template differs from what was sent: sha256 {published['sha256']} sent, "
+                f"{landed} at {destination.label}; the published file was removed"
+            )
+        ctx.log(f"verified: md5 {host_md5} on the host, sha256 {landed} at the storage")
+
+    def step_register(self, ctx: StepContext) -> None:
+        from vdcmanage.catalog.accounts import live_account
+
+        published = self.detail("publish")
+        vdi = self.detail("vdi-create")["vdi_uuid"]
+        virtual_size = int(self.on_host(lambda conn: Xe(conn).vdi_param_get(vdi, "virtual-size")))
+        p = self.params
+        with transaction(write=True):
+            if Image.get_or_none(Image.id == p.image_id) is not None:
+                return  # registered before an interruption
+            Image.create(
+                id=p.image_id,
+                account=live_account(p.account_id).id,
+                boot_type="local",
+                source_uri=published["uri"],
+                arch=p.arch,
+                state="available",
+                display_name=p.display_name,
+                description=p.description,
+                file_format="vhd",
+                size=published["size"],
+                virtual_size=virtual_size,
+                md5=published["md5"],
+                sha256=published["sha256"],
+                job=self.job_id,
+            )
+        ctx.log(f"registered {p.image_id}")
+
+    def step_cleanup(self, ctx: StepContext) -> None:
+        inspected = self.detail("inspect")
+        sr_mount = inspected["sr_mount"]
+        staged, out = hostfiles.staging_path(sr_mount, self.job_id), hostfiles.compressed_path(sr_mount, self.job_id)
+        self.on_host(lambda conn: hostfiles.remove(conn, staged, out, out + ".part"))
+        self.remove_work_files()
+        ctx.log("removed the staged and compressed files on the host; the VDI stays as the template")
+
+    def remove_work_files(self) -> None:
+        for suffix in (".vhd", ".raw", ".vhd.part", ".raw.part"):
+            self.work_file(suffix).unlink(missing_ok=True)
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "image_id": self.params.image_id,
+            "vdi_uuid": self.detail("vdi-create").get("vdi_uuid"),
+            "published_uri": self.detail("publish").get("uri"),
+        }
+
+    # -- undoing ---------------------------------------------------------------------------------
+
+    def cleanup(self, ctx: StepContext) -> None:
+        """Job cancelled: remove everything this job created, wherever it is."""
+        self.undo_host_side(ctx)
+        published = self.detail("publish")
+        if published.get("file_name") and Image.get_or_none(Image.id == self.params.image_id) is None:
+            with contextlib.suppress(NotFound):
+                self.destination().remove(published["file_name"])
+        self.remove_work_files()
+
+    def on_failure(self, ctx: StepContext, exc: VdcError) -> None:
+        """A failure xe reported (full SR, backend error, bad data) cannot be resumed as is: remove the VDI
+        and the staged file, and make `job retry` redo them. A dropped connection keeps everything."""
+        if ctx.step in ("vdi-create", "vdi-import") and isinstance(exc, XeError) and not is_resumable(exc):
+            self.undo_host_side(ctx)
+            queue.reset_steps(self.job_id, ["stage", "vdi-create", "vdi-import"])
+            ctx.log("removed the VDI and the staged file; 'job retry' uploads again")
+
+    def undo_host_side(self, ctx: StepContext) -> None:
+        sr_mount = self.detail("inspect").get("sr_mount")
+        if not sr_mount:
+            return
+        vdi = self.detail("vdi-create").get("vdi_uuid")
+
+        def undo(conn: Connection) -> None:
+            xe = Xe(conn)
+            tagged = xe.vdi_list(params=["uuid"], filters={"other-config:vdc-manage-job": self.job_id})
+            uuids = ({vdi} if vdi else set()) | {r["uuid"] for r in tagged}
+            for uuid in uuids:
+                with contextlib.suppress(XeError):
+                    xe.vdi_destroy(uuid)
+            out = hostfiles.compressed_path(sr_mount, self.job_id)
+            hostfiles.remove(conn, hostfiles.staging_path(sr_mount, self.job_id), out, out + ".part")
+
+        self.on_host(undo)
+        self.drop_host()
+
+
+def find_sr(xe: Xe, sr_uuid: str) -> SrInfo:
+    for sr in xe.srs():
+        if sr.uuid == sr_uuid:
+            if not sr.file_based or sr.mount_path is None:
+                raise SrUnsuitable(
+                    f"SR {sr_uuid} ({sr.name_label}) is of type {sr.type}; imports need a file-based SR (ext or nfs)"
+                )
+            return sr
+    raise SrUnknown(f"SR {sr_uuid} does not exist on {xe.connection.where}")

@@ -1,0 +1,1 @@
+"""Durable jobs: long work (an import) as steps whose state and progress live in the catalog."""

@@ -1,0 +1,112 @@
+"""Finding the guest's Xen kernel: a version whose name ends in ``xen`` with modules, vmlinuz and initrd.
+
+The CloudStack procedure's example guest has kernels such as ``2.6.18-164.el5`` (not Xen),
+``2.6.18-164.el5xen`` and ``2.6.18-194.el5xen``; only a version with all three of
+``lib/modules/<v>``, ``boot/vmlinuz-<v>`` and ``boot/initrd-<v>.img`` can boot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vdcmanage.errors import Refused
+from vdcmanage.prepare.root import GuestRoot
+
+VMLINUZ_PREFIX = "vmlinuz-"
+# Red Hat names the initrd initrd-<v>.img; Debian/Ubuntu initrd.img-<v> (accepted for --kernel).
+INITRD_NAMES = ("initrd-{v}.img", "initrd.img-{v}")
+
+
+class KernelNotFound(Refused):
+    """No kernel, or several, fit; the message lists what the guest has."""
+
+
+@dataclass(frozen=True)
+class Kernel:
+    version: str
+    has_modules: bool
+    has_vmlinuz: bool
+    initrd: str | None  # guest path of the initrd, when there is one
+
+    @property
+    def vmlinuz(self) -> str:
+        return f"boot/{VMLINUZ_PREFIX}{self.version}"
+
+    @property
+    def complete(self) -> bool:
+        return self.has_modules and self.has_vmlinuz and self.initrd is not None
+
+    def missing(self) -> list[str]:
+        parts = [] if self.has_modules else [f"lib/modules/{self.version}"]
+        parts += [] if self.has_vmlinuz else [self.vmlinuz]
+        parts += [] if self.initrd else [f"boot/initrd-{self.version}.img"]
+        return parts
+
+    def describe(self) -> str:
+        missing = self.missing()
+        return f"{self.version} (missing {', '.join(missing)})" if missing else f"{self.version} (complete)"
+
+
+def initrd_path(root: GuestRoot, version: str) -> str | None:
+    for pattern in INITRD_NAMES:
+        path = f"boot/{pattern.format(v=version)}"
+        if root.is_file(path):
+            return path
+    return None
+
+
+def versions_in(root: GuestRoot) -> set[str]:
+    versions = set(root.listdir("lib/modules"))
+    for name in root.listdir("boot"):
+        if name.startswith(VMLINUZ_PREFIX):
+            versions.add(name[len(VMLINUZ_PREFIX) :])
+        elif name.startswith("initrd-") and name.endswith(".img"):
+            versions.add(name[len("initrd-") : -len(".img")])
+        elif name.startswith("initrd.img-"):
+            versions.add(name[len("initrd.img-") :])
+    return {v for v in versions if v and not v.endswith((".bak", ".old"))}
+
+
+def list_kernels(root: GuestRoot) -> list[Kernel]:
+    """Every kernel version the guest mentions anywhere, with what it has."""
+    return [
+        Kernel(
+            version=v,
+            has_modules=root.is_dir(f"lib/modules/{v}"),
+            has_vmlinuz=root.is_file(f"boot/{VMLINUZ_PREFIX}{v}"),
+            initrd=initrd_path(root, v),
+        )
+        for v in sorted(versions_in(root))
+    ]
+
+
+def found_listing(kernels: list[Kernel]) -> str:
+    return "; ".join(k.describe() for k in kernels) if kernels else "no kernel at all in boot/ or lib/modules/"
+
+
+def find_xen_kernel(root: GuestRoot, wanted: str | None = None) -> Kernel:
+    """The one kernel to boot under Xen PV, or a refusal that lists what was found."""
+    kernels = list_kernels(root)
+    if wanted is not None:
+        return chosen_kernel(kernels, wanted)
+    qualifying = [k for k in kernels if k.version.endswith("xen") and k.complete]
+    if len(qualifying) == 1:
+        return qualifying[0]
+    if not qualifying:
+        raise KernelNotFound(
+            "No Xen kernel in the guest: a version ending in 'xen' with lib/modules/V, boot/vmlinuz-V and "
+            f"boot/initrd-V.img. Found: {found_listing(kernels)}. Install the guest's Xen kernel "
+            "(CentOS 5: kernel-xen) or choose one with --kernel V"
+        )
+    names = ", ".join(k.version for k in qualifying)
+    raise KernelNotFound(f"Several Xen kernels qualify: {names}; choose one with --kernel V")
+
+
+def chosen_kernel(kernels: list[Kernel], wanted: str) -> Kernel:
+    for kernel in kernels:
+        if kernel.version == wanted:
+            if not kernel.complete:
+                missing = ", ".join(kernel.missing())
+                raise KernelNotFound(f"Kernel {wanted} is incomplete in the guest: missing {missing}")
+            return kernel
+    raise KernelNotFound(f"Kernel {wanted} is not in the guest. Found: {found_listing(kernels)}")
