@@ -6,10 +6,13 @@ tests in tests/integration run it through the real sshd.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,6 +304,33 @@ def test_import_errors(xe: Double, tmp_path: Path) -> None:
     assert run.code == 1 and run.out == ""
     assert run.err.startswith("The server failed to handle your request, due to an internal error.")
     assert run.err.endswith("\nmessage: Unknown format cpio\n")
+
+
+def children_of(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    found: list[int] = []
+    for task in tasks.iterdir() if tasks.exists() else []:
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def test_a_killed_import_stops_writing_and_the_vdi_can_be_imported_again(xe: Double, tmp_path: Path) -> None:
+    """As with the real client: SIGTERM to xe (our watcher's cancel) ends the import it was doing."""
+    uuid = xe.create("x", "512MiB")
+    with open(tmp_path / "data.raw", "wb") as f:
+        f.write(os.urandom(512 * MiB))
+    proc = subprocess.Popen([str(XE_DOUBLE), "vdi-import", f"uuid={uuid}", "filename=data.raw"], cwd=tmp_path,
+                            env={**os.environ, "XE_DOUBLE_STATE": str(xe.state_dir)})
+    deadline = time.monotonic() + 60
+    while not (tools := children_of(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert tools, "the double started no qemu-img"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 128 + signal.SIGTERM
+    assert not [pid for pid in tools if Path(f"/proc/{pid}").exists()]  # the qemu-img died with it
+    assert xe("vdi-import", f"uuid={uuid}", "filename=data.raw").code == 0
+    assert same_content(tmp_path / "data.raw", "raw", xe.vdi_file(uuid), "vpc")
 
 
 def test_xapi_down(xe: Double) -> None:

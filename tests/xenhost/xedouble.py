@@ -23,6 +23,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -587,10 +588,28 @@ def refresh_utilisation(state: dict[str, Any], state_dir: str, sr: dict[str, Any
         sr["physical-utilisation"] = used_bytes(sr_dir(state, state_dir, sr))
 
 
+RUNNING_TOOLS: list[subprocess.Popen[str]] = []
+
+
 def run_tool(argv: list[str]) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    """Run a helper (qemu-img) that dies with this process, see :func:`die_with_children`."""
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        RUNNING_TOOLS.append(proc)
+        _out, err = proc.communicate()
+        RUNNING_TOOLS.remove(proc)
     if proc.returncode != 0:
-        raise XeFailure(f"Error: xe test double: {argv[0]} failed: {proc.stderr.strip()}")
+        raise XeFailure(f"Error: xe test double: {argv[0]} failed: {err.strip()}")
+
+
+def die_with_children(signum: int, _frame: object) -> None:
+    """The real xe client streams an import to xapi over HTTP: when the client is killed, the
+    connection closes and xapi abandons the import. The double does the work itself, so killing it
+    must stop that work too, or a second import of the same VDI would meet a writer nobody runs."""
+    for proc in RUNNING_TOOLS:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+            proc.wait()
+    os._exit(128 + signum)
 
 
 def vdi_create(state: dict[str, Any], state_dir: str, params: dict[str, str]) -> str:
@@ -887,5 +906,12 @@ def main(args: list[str]) -> int:
     return status
 
 
+def command_main(args: list[str]) -> int:
+    """``xe`` as a command (tests/xenhost/bin/xe): a killed client takes its import with it."""
+    signal.signal(signal.SIGTERM, die_with_children)
+    signal.signal(signal.SIGHUP, die_with_children)
+    return main(args)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(command_main(sys.argv[1:]))
