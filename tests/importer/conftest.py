@@ -7,7 +7,8 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ class ImportWorld:
     www: Path
     base_uri: str
     home: Path
+    started: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def cli(self, *args: str, timeout: float = 600, env: dict[str, str] | None = None) -> CliResult:
         proc = subprocess.run(
@@ -33,10 +35,20 @@ class ImportWorld:
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
+        """A vdc-manage process; whatever is still running when the test ends is killed."""
+        proc = subprocess.Popen(
             [sys.executable, "-m", "vdcmanage", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "VDC_MANAGE_DB": self.catalog_url},
         )
+        self.started.append(proc)
+        return proc
+
+    def stop_leftovers(self) -> None:
+        """A failed test must not leave a worker running on into the next tests."""
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
     def import_args(self, path: Path, *extra: str) -> list[str]:
         return ["image", "import", "xen", str(path), "--host", "xen1", "--account-id", "a-shpoolxx", *extra]
@@ -62,7 +74,7 @@ class ImportWorld:
 
 
 @pytest.fixture
-def world(xen_host: Any, sqlite_url: str, tmp_path: Path, isolated_home: Path) -> ImportWorld:
+def world(xen_host: Any, sqlite_url: str, tmp_path: Path, isolated_home: Path) -> Iterator[ImportWorld]:
     from vdcmanage.catalog import storages
     from vdcmanage.catalog.db import close_catalog, open_catalog
 
@@ -74,7 +86,9 @@ def world(xen_host: Any, sqlite_url: str, tmp_path: Path, isolated_home: Path) -
         storages.add_backup_storage("local", "http://templates.example/vdc", str(www), display_name="www")
     finally:
         close_catalog()
-    return ImportWorld(xen_host, sqlite_url, www, "http://templates.example/vdc", isolated_home)
+    world = ImportWorld(xen_host, sqlite_url, www, "http://templates.example/vdc", isolated_home)
+    yield world
+    world.stop_leftovers()
 
 
 def bunzip2(path: Path) -> bytes:

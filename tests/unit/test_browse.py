@@ -147,3 +147,29 @@ def test_inventory_lists_live_records_without_host_keys(filled: str) -> None:
     assert "host_key" not in hosts[0]
     assert [s["id"] for s in browse.live_backup_storages()] == ["bkst-web0001", "bkst-local01"]
     assert {a["id"] for a in browse.live_accounts()} == {"a-shpoolxx", "a-tenant01", "a-tenant02"}
+
+
+def test_postgresql_answers_a_three_letter_word_from_trigram_indexes(filled: str) -> None:
+    """The dashboard's filter must not read every image on PostgreSQL (a word matching nothing took
+    ~210 ms at 100,000 images that way); elsewhere there is no such index to use."""
+    from vdcmanage.catalog.db import database
+    from vdcmanage.catalog.models import Image
+
+    if not filled.startswith("postgresql"):
+        return
+    indexes = {row[0] for row in database.execute_sql("SELECT indexname FROM pg_indexes WHERE tablename = 'image'")}
+    assert {f"image_{column}_trgm" for column in ("id", "display_name", "description", "account_id")} <= indexes
+    now = dt.datetime(2026, 1, 1)
+    Image.insert_many(  # enough rows that reading them all costs the planner more than the indexes do
+        [(f"wmi-fill{i:04d}", "a-shpoolxx", f"file:///images/fill{i}.raw", "x86_64", "available",
+          f"filler {i}", "a description long enough to be worth an index " * 4, "raw", 1, 1, "0" * 32, "0" * 64, now, now)
+         for i in range(5000)],
+        fields=[Image.id, Image.account, Image.source_uri, Image.arch, Image.state, Image.display_name,
+                Image.description, Image.file_format, Image.size, Image.virtual_size, Image.md5, Image.sha256,
+                Image.created_at, Image.updated_at],
+    ).execute()
+    database.execute_sql("VACUUM ANALYZE image")  # as autovacuum would: moves new rows into the GIN indexes
+    sql, params = browse.filtered_images(browse.ImageSearch(text="two"), Image.id).sql()  # "two": an account's name
+    plan = "\n".join(row[0] for row in database.execute_sql(f"EXPLAIN {sql}", params))
+    assert "Seq Scan on image" not in plan and "_trgm" in plan, plan
+    assert ids(browse.image_page(browse.ImageSearch(text="two", sort="id"), 0, 10)) == ["wmi-broken1", "wmi-gentoo1"]
