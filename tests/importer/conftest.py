@@ -7,14 +7,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from tests.conftest import CliResult
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -49,6 +51,16 @@ class ImportWorld:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
+
+    def in_catalog(self, call: Callable[[], T]) -> T:
+        """Run core code on this world's catalog from the test process (no CLI round trip)."""
+        from vdcmanage.catalog.db import close_catalog, open_catalog
+
+        open_catalog(self.catalog_url)
+        try:
+            return call()
+        finally:
+            close_catalog()
 
     def import_args(self, path: Path, *extra: str) -> list[str]:
         return ["image", "import", "xen", str(path), "--host", "xen1", "--account-id", "a-shpoolxx", *extra]

@@ -80,16 +80,11 @@ def test_cancel_mid_upload_stops_within_two_seconds_and_removes_everything(world
 def tiny_www(world: ImportWorld, tmp_path: Path):  # type: ignore[no-untyped-def]
     """A backup storage on a 64 KiB tmpfs: no template fits."""
     from vdcmanage.catalog import storages
-    from vdcmanage.catalog.db import close_catalog, open_catalog
 
     mount = tmp_path / "tiny"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
-    open_catalog(world.catalog_url)
-    try:
-        storages.add_backup_storage("local", "http://tiny.example/t", str(mount), display_name="tiny")
-    finally:
-        close_catalog()
+    world.in_catalog(lambda: storages.add_backup_storage("local", "http://tiny.example/t", str(mount), display_name="tiny"))
     yield mount
     subprocess.run(["umount", str(mount)], check=True)
 
@@ -118,22 +113,23 @@ def test_ctrl_c_in_the_foreground_leaves_a_resumable_job(world: ImportWorld, tmp
 
 
 def saved_upload(world: ImportWorld, job_id: str) -> tuple[str | None, int, int]:
-    """Straight from the catalog (no CLI round trip): the job's current step, and the bytes the
-    stage step has recorded as verified on the host out of its total."""
-    from vdcmanage.catalog.db import close_catalog, open_catalog
+    """Straight from the catalog: the job's current step, and the bytes the stage step has recorded
+    as verified on the host out of its total."""
     from vdcmanage.jobs.queue import get_job, step_detail
     from vdcmanage.remote.transfer.source import CHUNK
     from vdcmanage.remote.transfer.state import from_ranges
 
-    open_catalog(world.catalog_url)
-    try:
-        current = get_job(job_id).current_step
-        upload = step_detail(job_id, "stage").get("upload") or {}
-    finally:
-        close_catalog()
+    current, upload = world.in_catalog(
+        lambda: (get_job(job_id).current_step, step_detail(job_id, "stage").get("upload") or {})
+    )
     size = upload.get("local", {}).get("size", 0)
     verified = sum(min(CHUNK, size - chunk * CHUNK) for chunk in from_ranges(upload.get("verified", [])))
     return current, verified, size
+
+
+def uploaded_past(world: ImportWorld, job_id: str, fraction: float) -> bool:
+    step, verified, total = saved_upload(world, job_id)
+    return step == "stage" and verified > fraction * total
 
 
 def test_killed_worker_is_taken_over_and_sends_only_what_is_missing(world: ImportWorld, tmp_path: Path) -> None:
@@ -142,7 +138,7 @@ def test_killed_worker_is_taken_over_and_sends_only_what_is_missing(world: Impor
     first = world.popen("job", "worker", "--stale-after", "3")
     # kill early in the upload, judged by what the worker saved as verified (fresher than the
     # heartbeat's progress, which is up to a second old: at full speed that is a third of the file)
-    wait_for(lambda: (lambda s: s[0] == "stage" and s[1] > 0.2 * s[2])(saved_upload(world, job_id)), interval=0.02)
+    wait_for(lambda: uploaded_past(world, job_id, 0.2), interval=0.02)
     first.kill()  # SIGKILL: no clean-up, the heartbeat just stops
     first.wait()
     step, verified_before, total = saved_upload(world, job_id)
@@ -153,14 +149,9 @@ def test_killed_worker_is_taken_over_and_sends_only_what_is_missing(world: Impor
     assert second.returncode == 0, err
     job = world.job(job_id)
     assert (job["state"], job["attempts"]) == ("succeeded", 2), job
-    from vdcmanage.catalog.db import close_catalog, open_catalog
     from vdcmanage.jobs.queue import step_detail
 
-    open_catalog(world.catalog_url)
-    try:
-        sent_by_the_second_worker = step_detail(job_id, "stage")["bytes_sent"]
-    finally:
-        close_catalog()
+    sent_by_the_second_worker = world.in_catalog(lambda: step_detail(job_id, "stage")["bytes_sent"])
     # what the first worker verified is not sent again (the file is random: no byte is skipped as zero)
     assert 0 < sent_by_the_second_worker <= total - verified_before
     check_published(world, job["result"]["image_id"], source)
