@@ -35,14 +35,24 @@ def wait_for(condition, timeout: float = 120, interval: float = 0.1):  # type: i
     raise AssertionError("timed out waiting")
 
 
-def stage_progress(world: ImportWorld, job_id: str) -> tuple[int, int]:
-    stage = next(s for s in world.job(job_id)["steps"] if s["name"] == "stage")
-    return stage["bytes_done"], stage["bytes_total"]
+def saved_upload(world: ImportWorld, job_id: str) -> tuple[str | None, int, int]:
+    """Straight from the catalog: the job's current step, and the bytes the stage step has recorded
+    as verified on the host out of its total."""
+    from vdcmanage.jobs.queue import get_job, step_detail
+    from vdcmanage.remote.transfer.source import CHUNK
+    from vdcmanage.remote.transfer.state import from_ranges
+
+    current, upload = world.in_catalog(
+        lambda: (get_job(job_id).current_step, step_detail(job_id, "stage").get("upload") or {})
+    )
+    size = upload.get("local", {}).get("size", 0)
+    verified = sum(min(CHUNK, size - chunk * CHUNK) for chunk in from_ranges(upload.get("verified", [])))
+    return current, verified, size
 
 
-def uploading(world: ImportWorld, job_id: str, fraction: float = 0.0) -> bool:
-    done, total = stage_progress(world, job_id)
-    return total > 0 and done > fraction * total and world.job(job_id)["current_step"] == "stage"
+def uploaded_past(world: ImportWorld, job_id: str, fraction: float) -> bool:
+    step, verified, total = saved_upload(world, job_id)
+    return step == "stage" and verified > fraction * total
 
 
 def test_sr_too_small_fails_with_xes_reason_and_cleans_up(world: ImportWorld, tmp_path: Path) -> None:
@@ -63,7 +73,7 @@ def test_cancel_mid_upload_stops_within_two_seconds_and_removes_everything(world
     job_id = world.cli(*world.import_args(source, "--detach")).out.strip()
     worker = world.popen("job", "worker")
     try:
-        wait_for(lambda: uploading(world, job_id, 0.1))
+        wait_for(lambda: uploaded_past(world, job_id, 0.1), interval=0.02)
         asked = time.monotonic()
         assert world.cli("job", "cancel", job_id).code == 0
         wait_for(lambda: world.job(job_id)["state"] == "cancelled", timeout=10, interval=0.05)
@@ -101,7 +111,7 @@ def test_ctrl_c_in_the_foreground_leaves_a_resumable_job(world: ImportWorld, tmp
     proc = world.popen(*world.import_args(source))
     job_id = wait_for(lambda: (world.cli("job", "list", "-f", "json").out.split('"id": "')[1:2] or [None])[0])
     job_id = job_id.split('"')[0]
-    wait_for(lambda: uploading(world, job_id, 0.2))
+    wait_for(lambda: uploaded_past(world, job_id, 0.2), interval=0.02)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -110,26 +120,6 @@ def test_ctrl_c_in_the_foreground_leaves_a_resumable_job(world: ImportWorld, tmp
     resumed = world.cli("job", "retry", job_id)
     assert resumed.code == 0, resumed.err
     check_published(world, resumed.out.strip(), source)
-
-
-def saved_upload(world: ImportWorld, job_id: str) -> tuple[str | None, int, int]:
-    """Straight from the catalog: the job's current step, and the bytes the stage step has recorded
-    as verified on the host out of its total."""
-    from vdcmanage.jobs.queue import get_job, step_detail
-    from vdcmanage.remote.transfer.source import CHUNK
-    from vdcmanage.remote.transfer.state import from_ranges
-
-    current, upload = world.in_catalog(
-        lambda: (get_job(job_id).current_step, step_detail(job_id, "stage").get("upload") or {})
-    )
-    size = upload.get("local", {}).get("size", 0)
-    verified = sum(min(CHUNK, size - chunk * CHUNK) for chunk in from_ranges(upload.get("verified", [])))
-    return current, verified, size
-
-
-def uploaded_past(world: ImportWorld, job_id: str, fraction: float) -> bool:
-    step, verified, total = saved_upload(world, job_id)
-    return step == "stage" and verified > fraction * total
 
 
 def test_killed_worker_is_taken_over_and_sends_only_what_is_missing(world: ImportWorld, tmp_path: Path) -> None:
@@ -162,10 +152,30 @@ def test_connection_killed_mid_upload_resumes_and_completes(world: ImportWorld, 
     proc = world.popen(*world.import_args(source))
     job_id = wait_for(lambda: (world.cli("job", "list", "-f", "json").out.split('"id": "')[1:2] or [None])[0])
     job_id = job_id.split('"')[0]
-    wait_for(lambda: uploading(world, job_id, 0.3), interval=0.05)
+    wait_for(lambda: uploaded_past(world, job_id, 0.2), interval=0.02)
     assert world.xen.server.kill_sessions() > 0  # the sshd children serving us die: every channel breaks
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     job = world.job(job_id)
     assert job["attempts"] == 1  # the step reconnected by itself
+    check_published(world, out.strip(), source)
+
+
+def test_connection_killed_while_publishing_reconnects_and_publishes_again(world: ImportWorld, tmp_path: Path) -> None:
+    from vdcmanage.catalog.models import JobStep
+
+    def publishing() -> bool:
+        step = world.in_catalog(lambda: JobStep.get((JobStep.job == job_id) & (JobStep.name == "publish")))
+        return step.state == "running" and step.bytes_done > 0
+
+    source = random_raw(tmp_path / "big.raw", 512 * MiB)  # incompressible: the template is as big
+    proc = world.popen(*world.import_args(source))
+    job_id = wait_for(lambda: (world.cli("job", "list", "-f", "json").out.split('"id": "')[1:2] or [None])[0])
+    job_id = job_id.split('"')[0]
+    wait_for(publishing, interval=0.02)
+    assert world.xen.server.kill_sessions() > 0  # the stream of the template from the host breaks
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert world.job(job_id)["attempts"] == 1  # the step reconnected by itself
+    assert sorted(p.name for p in world.www.iterdir()) == [f"{out.strip()}.vhd.bz2"]  # no partial file left
     check_published(world, out.strip(), source)

@@ -276,10 +276,13 @@ class ImportPipeline:
         from vdcmanage.importer.publish import stream_to
 
         compressed = self.detail("compress")
-        destination = self.destination()
-        published = stream_to(
-            self.host(), compressed["compressed"], destination, self.file_name(),
-            compressed["compressed_size"], ctx.progress,
+        # from the start again after a dropped connection: the partial file is removed, and a new
+        # destination reconnects to the web server if that was the connection that broke
+        published = self.on_host(
+            lambda conn: stream_to(
+                conn, compressed["compressed"], self.destination(), self.file_name(),
+                compressed["compressed_size"], ctx.progress,
+            )
         )
         uri = published_uri(self.storage(), published.file_name)
         ctx.save(file_name=published.file_name, size=published.size, md5=published.md5, sha256=published.sha256,

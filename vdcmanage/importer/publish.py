@@ -180,9 +180,9 @@ def stream_to(
     destination.begin(file_name)
     reader = host.open_exec(["cat", "--", source])
     try:
-        reader.channel.shutdown_write()
+        reader.close_input()
         while True:
-            chunk = reader.channel.recv(CHUNK)
+            chunk = reader.read(CHUNK)
             if not chunk:
                 break
             destination.write(chunk)

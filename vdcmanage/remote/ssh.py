@@ -23,7 +23,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,6 +154,30 @@ class ExecChannel:
                 raise RemoteCommandFailed(failure_message(result, self.connection.where), result) from exc
             raise ConnectionLost(f"Connection to {self.connection.where} broke while sending data: {exc}") from exc
         self.bytes_sent += len(data)
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes of the command's stdout, b"" at its end (for commands that stream a file to us)."""
+        with self.lost_if_broken("reading from"):
+            data: bytes = self.channel.recv(size)
+        return data
+
+    def close_input(self) -> None:
+        """Send EOF to the command's stdin (a command that only writes to us needs nothing more)."""
+        with self.lost_if_broken("closing the input of"):
+            self.channel.shutdown_write()
+
+    @contextlib.contextmanager
+    def lost_if_broken(self, doing: str) -> Iterator[None]:
+        """A session that breaks raises ConnectionLost, whatever paramiko raised (a dead peer in the
+        middle of a rekey gives SSHException "Key-exchange timed out"), so callers can reconnect."""
+        import paramiko  # loaded already: this channel came from it
+
+        try:
+            yield
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectionLost(
+                f"Connection to {self.connection.where} broke while {doing}: {shlex.join(self.argv)} ({exc})"
+            ) from exc
 
     def finish(self, *, timeout: float | None = COMMAND_TIMEOUT_S, check: bool = True) -> CommandResult:
         """Close stdin, wait for the command to exit and return its result (raise on failure if ``check``)."""
