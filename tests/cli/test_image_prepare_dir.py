@@ -132,7 +132,7 @@ def test_ubuntu_xen_pv_with_a_chosen_pv_ops_kernel(run_cli, ubuntu: Path) -> Non
     assert "No Xen kernel in the guest" in refused.err and "2.6.32-38-server (complete)" in refused.err
     result = run_cli("image", "prepare", str(ubuntu), "--for", "xen-pv", "--kernel", "2.6.32-38-server")
     assert result.code == 0, result.out + result.err
-    assert "initrd: done: /boot/initrd.img-2.6.32-38-server has xenblk and xennet" in result.out
+    assert "initrd: done: /boot/initrd.img-2.6.32-38-server (gzip) has xenblk and xennet" in result.out
     assert "\tinitrd /boot/initrd.img-2.6.32-38-server\n" in (ubuntu / "boot/grub/grub.conf").read_text()
 
 

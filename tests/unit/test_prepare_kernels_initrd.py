@@ -6,6 +6,8 @@ import bz2
 import gzip
 import lzma
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,85 @@ def test_builtin_xen_drivers_count_as_done(tmp_path: Path) -> None:
     write(tmp_path, "lib/modules/3.2.0/modules.builtin",
           "kernel/drivers/block/xen-blkfront.ko\nkernel/drivers/net/xen-netfront.ko\n")  # fmt: skip
     assert initrd.builtin_xen_drivers(root, "3.2.0")
+
+
+# -- initrds as today's distributions make them, with the real tools ----------------------------
+
+# Each tool, as initramfs-tools and dracut call it (lz4 -l: the legacy frame the kernel reads).
+COMPRESSORS = {
+    "gzip": ["gzip", "-9", "-n"],
+    "xz": ["xz", "--check=crc32", "-c"],
+    "lzma": ["lzma", "-c"],
+    "zstd": ["zstd", "-q", "-19", "-c"],
+    "lz4": ["lz4", "-q", "-l", "-9", "-c"],
+    "lzo": ["lzop", "-q", "-c"],
+}
+
+
+def real_cpio(tree: Path) -> bytes:
+    """A newc archive of a directory made by GNU cpio, as mkinitramfs and dracut make them."""
+    names = subprocess.run(["find", "."], cwd=tree, capture_output=True, check=True).stdout
+    return subprocess.run(
+        ["cpio", "--quiet", "-o", "-H", "newc"], cwd=tree, input=names, capture_output=True, check=True
+    ).stdout
+
+
+def module_tree(tmp_path: Path, modules: list[str]) -> Path:
+    tree = tmp_path / "initrd"
+    write(tree, "init", "#!/bin/sh\n", 0o755)
+    for module in modules:
+        write(tree, f"usr/lib/modules/6.1.0-28-amd64/kernel/drivers/{module}", b"\x7fELF module")
+    return tree
+
+
+@pytest.mark.parametrize("fmt", list(COMPRESSORS))
+def test_initrds_compressed_by_each_tool_are_read(tmp_path: Path, fmt: str) -> None:
+    tool = COMPRESSORS[fmt]
+    if shutil.which(tool[0]) is None:
+        pytest.fail(f"{tool[0]} is not installed (.ci/apt-packages.txt)")
+    archive = real_cpio(module_tree(tmp_path, ["block/xen-blkfront.ko", "net/xen-netfront.ko.zst"]))
+    packed = subprocess.run(tool, input=archive, capture_output=True, check=True).stdout
+    listing = initrd.initrd_listing(packed)
+    assert listing.names is not None, listing.problem
+    assert "usr/lib/modules/6.1.0-28-amd64/kernel/drivers/block/xen-blkfront.ko" in listing.names
+    assert initrd.missing_xen_modules(listing.names) == []  # a .ko.zst module counts as the module
+    assert listing.formats == [fmt]
+
+
+def test_debian_style_initrd_early_microcode_then_zstd(tmp_path: Path) -> None:
+    """What Debian 12's mkinitramfs writes: an uncompressed cpio with the CPU microcode, then the zstd archive."""
+    early = tmp_path / "early"
+    write(early, "kernel/x86/microcode/GenuineIntel.bin", b"\x01" * 4096)
+    write(early, "kernel/x86/microcode/AuthenticAMD.bin", b"\x02" * 1000)
+    main = subprocess.run(
+        COMPRESSORS["zstd"], input=real_cpio(module_tree(tmp_path, ["block/xen-blkfront.ko"])),
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    listing = initrd.initrd_listing(real_cpio(early) + main)
+    assert listing.formats == ["cpio", "zstd"]
+    assert listing.names is not None and "kernel/x86/microcode/GenuineIntel.bin" in listing.names
+    assert initrd.missing_xen_modules(listing.names) == ["xennet"]
+
+
+def test_missing_decompressor_is_named_not_taken_for_an_empty_initrd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    packed = subprocess.run(COMPRESSORS["zstd"], input=real_cpio(module_tree(tmp_path, [])),
+                            capture_output=True, check=True).stdout  # fmt: skip
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))
+    listing = initrd.initrd_listing(packed)
+    assert listing.names is None
+    assert listing.problem == "zstd-compressed, and zstd is not installed on this machine (package zstd)"
+
+
+def test_truncated_zstd_is_corrupt(tmp_path: Path) -> None:
+    packed = subprocess.run(COMPRESSORS["zstd"], input=real_cpio(module_tree(tmp_path, ["block/xen-blkfront.ko"])),
+                            capture_output=True, check=True).stdout  # fmt: skip
+    assert initrd.initrd_listing(packed[:40]).problem == "corrupt zstd data"
+
+
+def test_one_driver_built_in_the_other_in_the_initrd_is_enough(tmp_path: Path) -> None:
+    root = GuestRoot(tmp_path)
+    write(tmp_path, "lib/modules/6.1.0/modules.builtin", "kernel/drivers/block/xen-blkfront.ko\n")
+    names = [*initrd.builtin_modules(root, "6.1.0"), "usr/lib/modules/6.1.0/kernel/drivers/net/xen-netfront.ko.xz"]
+    assert initrd.missing_xen_modules(names) == []

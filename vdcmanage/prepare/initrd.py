@@ -1,9 +1,10 @@
 """Does the guest's initrd load the Xen block and network drivers, and rebuilding it when asked.
 
-Reading: an initrd is a cpio archive ("newc"), usually compressed, possibly preceded by an
-uncompressed one (early microcode). We list its members and look for the driver modules by
-name: ``xenblk.ko``/``xennet.ko`` (Red Hat's xen kernels) or ``xen-blkfront.ko``/
-``xen-netfront.ko`` (pv-ops kernels).
+Reading: an initrd is a cpio archive ("newc"), compressed with gzip, xz, lzma, bzip2, zstd, lz4
+or lzo, possibly preceded by uncompressed ones (early microcode). We list its members and look
+for the driver modules by name: ``xenblk.ko``/``xennet.ko`` (Red Hat's xen kernels) or
+``xen-blkfront.ko``/``xen-netfront.ko`` (pv-ops kernels; ``.ko.xz``/``.ko.zst`` too). A driver
+built into the kernel (``modules.builtin``) needs no module in the initrd.
 
 Rebuilding runs the guest's own ``/sbin/mkinitrd`` in a chroot of the guest, as the CloudStack
 procedure does by hand. The chroot runs under ``unshare`` in private mount and PID namespaces:
@@ -23,6 +24,10 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO
 
 from vdcmanage.errors import VdcError
 from vdcmanage.prepare.kernels import Kernel
@@ -32,6 +37,7 @@ XEN_BLOCK_MODULES = ("xenblk.ko", "xen-blkfront.ko")
 XEN_NET_MODULES = ("xennet.ko", "xen-netfront.ko")
 MAX_DECOMPRESSED = 1 << 30  # an initrd is tens of MiB; refuse to inflate a bomb
 CPIO_MAGICS = (b"070701", b"070702")
+COMPRESSED_MODULE_SUFFIXES = (".xz", ".zst", ".gz")
 CPIO_HEADER = 110
 REBUILD_TIMEOUT_S = 900
 MKINITRD = "sbin/mkinitrd"
@@ -53,29 +59,97 @@ HOST_ALIASES = {"i686": "i386", "i586": "i386", "amd64": "x86_64", "arm64": "aar
 
 # -- reading ------------------------------------------------------------------------------
 
+# Formats Python reads itself, and those read through the decompressor the distributions use
+# (Debian 12 and Ubuntu compress with zstd; lz4 and lzo are kernel options too).
+STDLIB_READERS: dict[str, Callable[[IO[bytes]], io.BufferedIOBase]] = {
+    "gzip": lambda stream: gzip.GzipFile(fileobj=stream),
+    "xz": lzma.LZMAFile,
+    "lzma": lzma.LZMAFile,
+    "bzip2": bz2.BZ2File,
+}
+TOOL_FORMATS = {"zstd": ["zstd", "-dc"], "lz4": ["lz4", "-dc"], "lzo": ["lzop", "-dc"]}
+TOOL_PACKAGES = {"zstd": "zstd", "lz4": "lz4", "lzo": "lzop"}
+MAGICS = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x5d\x00\x00", "lzma"),
+    (b"BZh", "bzip2"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x02\x21\x4c\x18", "lz4"),  # the legacy frame the kernel's lz4 initrds use (lz4 -l)
+    (b"\x04\x22\x4d\x18", "lz4"),
+    (b"\x89LZO\x00\r\n\x1a\n", "lzo"),
+)
+TOOL_TIMEOUT_S = 120
+CHUNK = 1 << 20
 
-def open_compressed(data: bytes) -> io.BufferedIOBase | None:
-    """A reader of the bytes inside a gzip/xz/lzma/bzip2 stream; None for a format we do not know."""
-    stream = io.BytesIO(data)
-    if data[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=stream)
-    if data[:6] == b"\xfd7zXZ\x00" or data[:3] == b"\x5d\x00\x00":
-        return lzma.LZMAFile(stream)
-    if data[:3] == b"BZh":
-        return bz2.BZ2File(stream)
-    return None
+
+@dataclass
+class Listing:
+    """What an initrd holds: its member names, or why they could not be read (``names`` is then None)."""
+
+    names: list[str] | None
+    problem: str | None = None
+    formats: list[str] = field(default_factory=list)  # e.g. ["cpio", "zstd"]: an early cpio, then a zstd one
+
+
+def compression_of(data: bytes) -> str | None:
+    return next((name for magic, name in MAGICS if data.startswith(magic)), None)
 
 
 def decompress(data: bytes) -> bytes | None:
     """The decompressed bytes (at most MAX_DECOMPRESSED), or None when unknown or corrupt."""
-    reader = open_compressed(data)
-    if reader is None:
-        return None
+    inner, _problem = decompressed(data)
+    return inner
+
+
+def decompressed(data: bytes) -> tuple[bytes | None, str | None]:
+    """(bytes, None), or (None, why not): an unknown format, a missing tool, corrupt data."""
+    fmt = compression_of(data)
+    if fmt is None:
+        return None, f"unknown format (first bytes {data[:4].hex()})"
+    if fmt in STDLIB_READERS:
+        try:
+            with STDLIB_READERS[fmt](io.BytesIO(data)) as reader:
+                return reader.read(MAX_DECOMPRESSED), None
+        except (OSError, EOFError, lzma.LZMAError):
+            return None, f"corrupt {fmt} data"
+    return through_tool(fmt, data)
+
+
+def through_tool(fmt: str, data: bytes) -> tuple[bytes | None, str | None]:
+    """Decompress with the format's command-line tool, reading at most MAX_DECOMPRESSED bytes."""
+    argv = TOOL_FORMATS[fmt]
+    if shutil.which(argv[0]) is None:
+        return None, f"{fmt}-compressed, and {argv[0]} is not installed on this machine (package {TOOL_PACKAGES[fmt]})"
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None and proc.stdout is not None
+    writer = threading.Thread(target=feed, args=(proc.stdin, data), daemon=True)
+    writer.start()
+    out = bytearray()
     try:
-        with reader:
-            return reader.read(MAX_DECOMPRESSED)
-    except (OSError, EOFError, lzma.LZMAError):
-        return None
+        while len(out) < MAX_DECOMPRESSED:
+            chunk = proc.stdout.read(CHUNK)
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        if proc.poll() is None and len(out) >= MAX_DECOMPRESSED:
+            proc.kill()
+        proc.stdout.close()
+        proc.wait(timeout=TOOL_TIMEOUT_S)
+        writer.join(timeout=TOOL_TIMEOUT_S)
+    # Data after the compressed stream (padding, another archive) makes the tools exit non-zero
+    # after writing everything: what they wrote counts when it is an archive.
+    if out[:6] in CPIO_MAGICS:
+        return bytes(out[:MAX_DECOMPRESSED]), None
+    return None, f"corrupt {fmt} data"
+
+
+def feed(pipe: IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError, OSError):
+        pipe.write(data)
+    with contextlib.suppress(BrokenPipeError, OSError):
+        pipe.close()
 
 
 def parse_newc(data: bytes, offset: int) -> tuple[list[str], int]:
@@ -100,36 +174,60 @@ def align4(value: int) -> int:
     return value + (-value % 4)
 
 
-def initrd_members(data: bytes) -> list[str] | None:
-    """Every member name of an initrd (all its concatenated archives), or None if unreadable."""
-    names: list[str] = []
+def initrd_listing(data: bytes) -> Listing:
+    """Every member of an initrd: uncompressed cpio archives (early microcode) and then one
+    compressed archive, which may itself hold several concatenated ones."""
+    listing = Listing([])
+    assert listing.names is not None
     offset = 0
     decompressed_once = False
     while offset < len(data):
         if data[offset : offset + 6] in CPIO_MAGICS:
             found, offset = parse_newc(data, offset)
-            names += found
+            listing.names += found
+            if not decompressed_once:
+                listing.formats.append("cpio")
             while offset < len(data) and data[offset] == 0:
                 offset += 1
             continue
         if decompressed_once:
             break
-        inner = decompress(data[offset:])
+        fmt = compression_of(data[offset:])
+        inner, problem = decompressed(data[offset:])
         if inner is None:
-            return names or None
+            return listing if listing.names and fmt is None else Listing(None, problem, listing.formats)
+        listing.formats.append(fmt or "?")
         data, offset, decompressed_once = inner, 0, True
-    return names
+    return listing
+
+
+def initrd_members(data: bytes) -> list[str] | None:
+    """Every member name of an initrd (all its concatenated archives), or None if unreadable."""
+    return initrd_listing(data).names
+
+
+def module_name(path: str) -> str:
+    """``xen-blkfront.ko`` for kernel/drivers/block/xen-blkfront.ko(.xz|.zst|.gz)."""
+    name = os.path.basename(path.strip())
+    for suffix in COMPRESSED_MODULE_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def has_module(names: list[str], candidates: tuple[str, ...]) -> bool:
-    return any(os.path.basename(n) in candidates for n in names)
+    return any(module_name(n) in candidates for n in names)
+
+
+def builtin_modules(root: GuestRoot, version: str) -> list[str]:
+    """The modules compiled into the kernel (``modules.builtin``): they need no initrd."""
+    text = root.read_text(f"lib/modules/{version}/modules.builtin") or ""
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def builtin_xen_drivers(root: GuestRoot, version: str) -> bool:
     """pv-ops kernels may have the Xen front-end drivers built in (listed in modules.builtin)."""
-    text = root.read_text(f"lib/modules/{version}/modules.builtin") or ""
-    names = [line.strip() for line in text.splitlines()]
-    return has_module(names, XEN_BLOCK_MODULES) and has_module(names, XEN_NET_MODULES)
+    return not missing_xen_modules(builtin_modules(root, version))
 
 
 def missing_xen_modules(names: list[str]) -> list[str]:

@@ -13,8 +13,9 @@ from vdcmanage.errors import Refused
 from vdcmanage.prepare.root import GuestRoot
 
 VMLINUZ_PREFIX = "vmlinuz-"
-# Red Hat names the initrd initrd-<v>.img; Debian/Ubuntu initrd.img-<v> (accepted for --kernel).
-INITRD_NAMES = ("initrd-{v}.img", "initrd.img-{v}")
+# Red Hat 5 names the initrd initrd-<v>.img, Red Hat 6+ (dracut) initramfs-<v>.img; Debian/Ubuntu
+# initrd.img-<v>.
+INITRD_NAMES = ("initrd-{v}.img", "initrd.img-{v}", "initramfs-{v}.img")
 
 
 class KernelNotFound(Refused):
@@ -64,6 +65,8 @@ def versions_in(root: GuestRoot) -> set[str]:
             versions.add(name[len("initrd-") : -len(".img")])
         elif name.startswith("initrd.img-"):
             versions.add(name[len("initrd.img-") :])
+        elif name.startswith("initramfs-") and name.endswith(".img"):
+            versions.add(name[len("initramfs-") : -len(".img")])
     return {v for v in versions if v and not v.endswith((".bak", ".old"))}
 
 

@@ -167,18 +167,21 @@ class InitrdStep(Step):
     def plan(self, ctx: Context) -> Plan:
         kernel = xen_kernel(ctx)
         assert kernel.initrd is not None
-        if initrd.builtin_xen_drivers(ctx.root, kernel.version):
+        builtin = initrd.builtin_modules(ctx.root, kernel.version)
+        if not initrd.missing_xen_modules(builtin):
             return done(f"kernel {kernel.version} has the Xen drivers built in")
-        names = initrd.initrd_members(ctx.root.read_bytes(kernel.initrd) or b"")
-        if names is None:
+        listing = initrd.initrd_listing(ctx.root.read_bytes(kernel.initrd) or b"")
+        if listing.names is None:
             return needed(
-                f"cannot read /{kernel.initrd} (unknown format); make sure it loads xenblk and xennet",
+                f"cannot read /{kernel.initrd} ({listing.problem}); make sure it loads xenblk and xennet",
                 [],
                 manual=initrd.manual_instructions(ctx.root, kernel),
             )
-        missing = initrd.missing_xen_modules(names)
+        missing = initrd.missing_xen_modules(listing.names + builtin)
         if not missing:
-            return done(f"/{kernel.initrd} has xenblk and xennet")
+            built_in = sorted({"xenblk", "xennet"} - set(initrd.missing_xen_modules(builtin)))
+            also = f"; {' and '.join(built_in)} built in" if built_in else ""
+            return done(f"/{kernel.initrd} ({'+'.join(listing.formats)}) has xenblk and xennet{also}")
         detail = f"/{kernel.initrd} lacks {' and '.join(missing)}"
         blocker = initrd.rebuild_blocker(ctx.root)
         if ctx.options.rebuild_initrd and blocker is None:
