@@ -14,7 +14,7 @@ from vdcmanage.prepare.sshd import PERMIT_ROOT_LOGIN_VALUES, YES_NO
 
 STEPS_HELP = (
     "xen-pv: grub, fstab, console, initrd, root-password, sshd; "
-    "cloud: nameserver, mac, ssh-host-keys, acpiphp, logs, metadata"
+    "cloud: nameserver, mac, network, ssh-host-keys, machine-id, acpiphp, logs, metadata"
 )
 
 
@@ -102,6 +102,12 @@ def prepare(
         metavar="yes|no",
         help="Set PasswordAuthentication.",
     ),
+    zero_free: bool = typer.Option(
+        False,
+        "--zero-free",
+        help="After the steps, discard the free blocks of the image's filesystem (fstrim, else zerofree): "
+        "removed host keys and logs cannot be read back, and the image compresses smaller.",
+    ),
     fmt: str = FormatOption,
 ) -> None:
     """Prepare a guest image for Xen PV boot and/or the cloud; --check and --dry-run change nothing.
@@ -122,6 +128,8 @@ def prepare(
     check_format(fmt)
     if dry_run and check:
         raise InvalidArgument("--dry-run and --check do not go together: --check reports, --dry-run shows the diff")
+    if check and zero_free:
+        raise InvalidArgument("--zero-free changes the image: use it without --check")
     mode = Mode.CHECK if check else Mode.DRY_RUN if dry_run else Mode.APPLY
     options = Options(
         kernel=kernel,
@@ -135,6 +143,7 @@ def prepare(
         sshd_password_authentication=check_choice(
             sshd_password_authentication, YES_NO, "--sshd-password-authentication"
         ),
+        zero_free=zero_free,
     )
     steps = select_steps(purpose, step or [], skip or [], options)
     applying = mode == Mode.APPLY

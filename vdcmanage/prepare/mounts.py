@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -33,6 +34,8 @@ NOT_ROOT_TYPES = {"swap", "LVM2_member", "linux_raid_member", "crypto_LUKS"}
 UMOUNT_ATTEMPTS = 20  # a process that just died in the chroot may hold the mount for a moment
 RETRY_DELAY_S = 0.25
 DEVICE_WAIT_S = 5.0
+JOURNAL_SKIP = {"ext3": "noload", "ext4": "noload", "xfs": "norecovery"}
+UNREPLAYED_NOTE = "its journal needs recovery: read as last written, without replaying it"
 
 
 class MountError(VdcError):
@@ -79,6 +82,7 @@ class LoopSession:
         self.devices: list[tuple[str, str]] = []  # (device, real path of its image)
         self.mounts: list[Path] = []
         self.dirs: list[Path] = []
+        self.unreplayed: set[Path] = set()  # mounted without replaying their journal
 
     def attach(self, image: Path, *, read_only: bool) -> str:
         argv = ["losetup", "--find", "--show", "--partscan", *(["--read-only"] if read_only else []), str(image)]
@@ -103,18 +107,46 @@ class LoopSession:
         wait_for_nodes([node for _n, node in found])
         return found
 
-    def mount(self, device: str) -> Path:
-        """Mount read-only (a clean filesystem mounted so is not written at all)."""
+    def mount(self, device: str, fs_type: str | None = None) -> Path:
+        """Mount read-only (a clean filesystem mounted so is not written at all).
+
+        A journal that needs recovery cannot be replayed on a read-only loop device (``--check``,
+        ``--dry-run``): the filesystem is then read without replaying it (``noload`` for ext3/4,
+        ``norecovery`` for XFS), as it was when last written, and :attr:`unreplayed` says so.
+        """
         mount_point = Path(tempfile.mkdtemp(prefix=MOUNT_PREFIX))
         self.dirs.append(mount_point)
-        options = "ro,nosuid,nodev"
+        proc = self.try_mount(device, mount_point, "ro,nosuid,nodev")
+        skip_journal = JOURNAL_SKIP.get(fs_type or "")
+        if proc.returncode != 0 and skip_journal and self.read_only(device):
+            retry = self.try_mount(device, mount_point, f"ro,{skip_journal},nosuid,nodev")
+            if retry.returncode == 0:
+                self.unreplayed.add(mount_point)
+                return mount_point
+        if proc.returncode != 0:
+            raise MountError(f"Cannot mount {device}: {tool_message(proc)}")
+        return mount_point
+
+    def try_mount(self, device: str, mount_point: Path, options: str) -> subprocess.CompletedProcess[str]:
         with signals_held():
             proc = run_tool(["mount", "-o", options, device, str(mount_point)])
             if proc.returncode == 0:
                 self.mounts.append(mount_point)
+        return proc
+
+    def read_only(self, device: str) -> bool:
+        name = os.path.basename(device)
+        disk = re.sub(r"^(loop\d+)p\d+$", r"\1", name)  # a partition is read-only when its disk is
+        try:
+            return Path(f"/sys/block/{disk}/ro").read_text().strip() == "1"
+        except OSError:
+            return False
+
+    def remount_read_only(self, mount_point: Path) -> None:
+        subprocess.run(["sync", "-f", str(mount_point)], check=False, capture_output=True)
+        proc = run_tool(["mount", "-o", "remount,ro,nosuid,nodev", str(mount_point)])
         if proc.returncode != 0:
-            raise MountError(f"Cannot mount {device}: {tool_message(proc)}")
-        return mount_point
+            raise MountError(f"Cannot remount {mount_point} read-only: {tool_message(proc)}")
 
     def remount_writable(self, mount_point: Path) -> None:
         proc = run_tool(["mount", "-o", "remount,rw,nosuid,nodev", str(mount_point)])
@@ -214,6 +246,27 @@ class MountedRoot:
     def make_writable(self) -> None:
         self.session.remount_writable(self.path)
 
+    def zero_free(self) -> str:
+        """Discard the filesystem's free blocks so nothing deleted can be read back from the file.
+
+        ``fstrim`` through the loop device punches holes in the image file (it also gets sparser,
+        and compresses smaller); where discard is not supported, ``zerofree`` (ext2/3/4) writes
+        zeros over the free blocks of the filesystem remounted read-only.
+        """
+        self.make_writable()
+        proc = run_tool(["fstrim", "--verbose", str(self.path)])
+        if proc.returncode == 0:
+            trimmed = proc.stdout.strip().split(": ", 1)[-1]
+            return f"fstrim discarded the free blocks ({trimmed})"
+        why = tool_message(proc)
+        self.session.remount_read_only(self.path)
+        zeroed = run_tool(["zerofree", self.device])
+        if zeroed.returncode != 0:
+            raise VdcError(
+                f"Cannot clear the free blocks of {self.device}: fstrim: {why}; zerofree: {tool_message(zeroed)}"
+            )
+        return f"zerofree wrote zeros over the free blocks (fstrim: {why})"
+
 
 @contextlib.contextmanager
 def mounted_image_root(image: Path, *, writable: bool) -> Iterator[MountedRoot]:
@@ -253,9 +306,10 @@ def find_root(session: LoopSession, image: Path, *, writable: bool) -> MountedRo
     if fs_type:
         if fs_type in NOT_ROOT_TYPES:
             raise NoRootFound(f"{image} is a bare {fs_type} volume, not a Linux root filesystem")
-        mount_point = session.mount(device)
+        mount_point = session.mount(device, fs_type)
         if is_linux_root(GuestRoot(mount_point)):
-            return MountedRoot(mount_point, Layout("filesystem"), device, session)
+            note = UNREPLAYED_NOTE if mount_point in session.unreplayed else None
+            return MountedRoot(mount_point, Layout("filesystem", uuid=info.get("UUID"), note=note), device, session)
         raise NoRootFound(f"{image} is a bare {fs_type} filesystem without etc/fstab: not a Linux root")
     if info.get("PTTYPE"):
         return find_root_partition(session, image, device)
@@ -265,17 +319,19 @@ def find_root(session: LoopSession, image: Path, *, writable: bool) -> MountedRo
 def find_root_partition(session: LoopSession, image: Path, device: str) -> MountedRoot:
     looked: list[str] = []
     for number, node in session.partitions(device):
-        fs_type = probe(node).get("TYPE")
+        info = probe(node)
+        fs_type = info.get("TYPE")
         if not fs_type or fs_type in NOT_ROOT_TYPES:
             looked.append(f"{number}: {fs_type or 'no filesystem'}")
             continue
         try:
-            mount_point = session.mount(node)
+            mount_point = session.mount(node, fs_type)
         except MountError:
             looked.append(f"{number}: {fs_type} that does not mount")
             continue
         if is_linux_root(GuestRoot(mount_point)):
-            return MountedRoot(mount_point, Layout("partition", number), node, session)
+            note = UNREPLAYED_NOTE if mount_point in session.unreplayed else None
+            return MountedRoot(mount_point, Layout("partition", number, info.get("UUID"), note), node, session)
         session.unmount(mount_point)
         looked.append(f"{number}: {fs_type} without etc/fstab")
     listing = "; ".join(looked) or "no partitions"

@@ -32,7 +32,7 @@ def header(result: Result) -> str:
 
 
 def manual_lines(outcomes: list[Outcome]) -> list[str]:
-    return [f"ACTION NEEDED ({o.step.name}): {o.plan.manual}" for o in outcomes if o.plan.manual and not o.applied]
+    return [f"ACTION NEEDED ({o.step.name}): {o.plan.manual}" for o in outcomes if o.plan.manual]
 
 
 def check_report(result: Result) -> str:
@@ -54,6 +54,8 @@ def dry_run_report(result: Result) -> str:
         parts.extend(change.describe() for change in outcome.plan.changes)
         if outcome.plan.manual:
             parts.append(f"ACTION NEEDED: {outcome.plan.manual}\n")
+    if result.zeroed:
+        parts.append(f"== zero-free: {result.zeroed}\n")
     to_change = [o.step.name for o in result.outcomes if o.plan.changes]
     parts.append(f"Dry run: nothing was changed; {len(to_change)} step(s) would change the guest\n")
     return printable("".join(parts))
@@ -67,6 +69,8 @@ def apply_report(result: Result) -> str:
         else:
             lines.append(f"{outcome.step.name}: {outcome.status}: {outcome.detail}")
     lines.extend(manual_lines(result.outcomes))
+    if result.zeroed:
+        lines.append(f"zero-free: {result.zeroed}")
     if result.recorded_image:
         lines.append(f"Catalog: recorded the steps done on {result.recorded_image} and its new md5/sha256")
     changed = sum(1 for o in result.outcomes if o.applied)
@@ -83,6 +87,7 @@ def result_data(result: Result) -> dict[str, Any]:
         "mode": str(result.mode),
         "ready": result.ready,
         "recorded_image": result.recorded_image,
+        "zero_free": result.zeroed,
         "steps": [
             {
                 "step": o.step.name,

@@ -2,7 +2,8 @@
 
 - check: plan every step on a read-only view; a step that cannot be planned (no Xen kernel, a
   symlink loop) is reported as needed, with the reason.
-- dry-run: plan every step on a read-only view; any refusal stops it, as it would stop apply.
+- dry-run: plan every step on a read-only view; any refusal stops it, as it would stop apply
+  (the same checks run before either changes anything).
 - apply: plan every step first (a refusal changes nothing), then carry out the plans in order,
   then plan the changed steps again to prove they are now done. A registered image gets its
   steps and new checksums recorded, also when a later step failed after earlier ones changed it.
@@ -19,7 +20,7 @@ from vdcmanage.prepare.changes import MakeDirs, MakeSymlink, WriteFile
 from vdcmanage.prepare.mounts import MountError
 from vdcmanage.prepare.records import AppliedStep, file_digests, record_preparation
 from vdcmanage.prepare.steps import Context, Layout, Options, Plan, Status, Step
-from vdcmanage.prepare.target import Target, open_target
+from vdcmanage.prepare.target import OpenTarget, Target, open_target
 
 
 class Mode(enum.StrEnum):
@@ -45,8 +46,8 @@ class Outcome:
 
     @property
     def remaining(self) -> bool:
-        """Still needed after this run: not applied here, or only the operator can do it."""
-        return self.status == Status.NEEDED and not self.applied
+        """Still needed after this run: not applied here, or a part only the operator can do."""
+        return self.status == Status.NEEDED and (not self.applied or self.plan.manual is not None)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Result:
     outcomes: list[Outcome] = field(default_factory=list)
     touched: bool = False  # apply started changing the guest
     recorded_image: str | None = None
+    zeroed: str | None = None  # what --zero-free did (or, in a dry run, would do)
 
     @property
     def ready(self) -> bool:
@@ -73,14 +75,18 @@ def run_prepare(target: Target, steps: list[Step], options: Options, mode: Mode)
         with open_target(target, writable=mode == Mode.APPLY) as opened:
             result.layout = opened.layout
             ctx = Context(opened.root, options, opened.layout)
+            if options.zero_free and opened.zero_free is None:
+                raise Refused("--zero-free works on image files (the free blocks of their filesystem), not directories")
             if mode == Mode.CHECK:
                 result.outcomes = [check_step(ctx, step) for step in steps]
             else:
                 result.outcomes = [Outcome(step, step.plan(ctx)) for step in steps]
+                check_writable(ctx, result.outcomes)  # a dry run refuses what apply would refuse
                 if mode == Mode.APPLY and any(o.plan.changes for o in result.outcomes):
-                    check_writable(ctx, result.outcomes)
                     opened.make_writable()
                     apply_plans(ctx, result)
+                if options.zero_free:
+                    result.zeroed = zero_free(opened, result) if mode == Mode.APPLY else ZERO_FREE_PLAN
     except MountError:
         raise  # the image may still be mounted: its checksums cannot be taken now
     except BaseException:
@@ -90,6 +96,15 @@ def run_prepare(target: Target, steps: list[Step], options: Options, mode: Mode)
     if result.touched:
         record_if_registered(target, result)
     return result
+
+
+ZERO_FREE_PLAN = "would discard the free blocks of the root filesystem (fstrim, else zerofree)"
+
+
+def zero_free(opened: OpenTarget, result: Result) -> str:
+    assert opened.zero_free is not None
+    result.touched = True  # holes or zeros where free blocks held data: the checksums may change
+    return opened.zero_free()
 
 
 def check_step(ctx: Context, step: Step) -> Outcome:

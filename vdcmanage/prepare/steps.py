@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import functools
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from vdcmanage.prepare.changes import Change
 from vdcmanage.prepare.root import GuestRoot
@@ -62,6 +62,7 @@ class Options:
     rebuild_initrd: bool = False
     sshd_permit_root_login: str | None = None
     sshd_password_authentication: str | None = None
+    zero_free: bool = False  # after apply: clear the free blocks (nothing removed can be read back)
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,15 @@ class Layout:
 
     kind: str  # directory | filesystem | partition
     partition: int | None = None
+    uuid: str | None = None  # the root filesystem's UUID, when it was read from an image
+    note: str | None = None  # how it was read, when that matters (a journal not replayed)
 
     def describe(self) -> str:
         if self.kind == "partition":
-            return f"partition {self.partition} of a partitioned disk"
-        return "a bare filesystem image" if self.kind == "filesystem" else "a directory"
+            where = f"partition {self.partition} of a partitioned disk"
+        else:
+            where = "a bare filesystem image" if self.kind == "filesystem" else "a directory"
+        return f"{where}; {self.note}" if self.note else where
 
 
 class Context:
@@ -84,6 +89,7 @@ class Context:
         self.root = root
         self.options = options
         self.layout = layout
+        self.cache: dict[str, Any] = {}  # what several steps look up once (the kernel, the boot config)
 
     def root_device(self) -> str:
         """The guest's root device once it runs as a Xen PV guest with this disk as xvda."""
@@ -114,10 +120,10 @@ class Context:
             text = self.root.read_text(path)
             if text and text.strip():
                 return text.strip().splitlines()[0]
-        lsb = self.root.read_text("etc/lsb-release") or ""
-        for line in lsb.splitlines():
-            if line.startswith("DISTRIB_DESCRIPTION="):
-                return line.split("=", 1)[1].strip().strip('"')
+        for path, key in (("etc/lsb-release", "DISTRIB_DESCRIPTION="), ("etc/os-release", "PRETTY_NAME=")):
+            for line in (self.root.read_text(path) or "").splitlines():
+                if line.startswith(key):
+                    return line.split("=", 1)[1].strip().strip('"')
         return "Linux"
 
 

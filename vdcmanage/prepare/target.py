@@ -46,6 +46,7 @@ class OpenTarget:
     root: GuestRoot
     layout: Layout
     make_writable: Callable[[], None]  # before the first change; the root starts read-only
+    zero_free: Callable[[], str] | None = None  # clears the free blocks of an image's filesystem
 
 
 def nothing_to_do() -> None:
@@ -183,10 +184,12 @@ def opened_root(target: Target, *, writable: bool) -> Iterator[OpenTarget]:
         )
     if writable and not os.access(target.path, os.W_OK):
         raise Refused(f"{target.path} is not writable by this user")
+    from vdcmanage.prepare.inuse import refuse_if_in_use
     from vdcmanage.prepare.mounts import mounted_image_root
 
+    refuse_if_in_use(target.path, changing=writable)
     with mounted_image_root(target.path, writable=writable) as mounted:
-        yield OpenTarget(GuestRoot(mounted.path), mounted.layout, mounted.make_writable)
+        yield OpenTarget(GuestRoot(mounted.path), mounted.layout, mounted.make_writable, mounted.zero_free)
 
 
 def needs_catalog(spec: str, *, applying: bool) -> bool:
