@@ -1,8 +1,11 @@
-"""Finding the guest's Xen kernel: a version whose name ends in ``xen`` with modules, vmlinuz and initrd.
+"""Finding the guest's Xen kernel: a version with modules, vmlinuz and initrd that can run as a PV guest.
 
 The CloudStack procedure's example guest has kernels such as ``2.6.18-164.el5`` (not Xen),
 ``2.6.18-164.el5xen`` and ``2.6.18-194.el5xen``; only a version with all three of
-``lib/modules/<v>``, ``boot/vmlinuz-<v>`` and ``boot/initrd-<v>.img`` can boot.
+``lib/modules/<v>``, ``boot/vmlinuz-<v>`` and ``boot/initrd-<v>.img`` can boot. Those are the
+Xen kernels of the 2.6.18 world, named for it. Today's kernels (pv-ops, Linux 2.6.37 and later:
+Debian's ``6.1.0-28-amd64``) run as PV guests when built with the Xen front-end drivers, which
+``modules.builtin`` or ``modules.dep`` list; one such kernel is chosen when no ``xen`` kernel is.
 """
 
 from __future__ import annotations
@@ -87,19 +90,35 @@ def found_listing(kernels: list[Kernel]) -> str:
     return "; ".join(k.describe() for k in kernels) if kernels else "no kernel at all in boot/ or lib/modules/"
 
 
+def is_pv_ops(version: str) -> bool:
+    """A kernel that is not one of the 2.6.18-era Xen kernels (their consoles are xvc0, pv-ops' hvc0)."""
+    return not version.endswith("xen")
+
+
+def has_xen_frontends(root: GuestRoot, version: str) -> bool:
+    """The kernel was built with Xen's block front-end, as a module or built in."""
+    for name in ("modules.builtin", "modules.dep"):
+        if "/xen-blkfront.ko" in (root.read_text(f"lib/modules/{version}/{name}") or ""):
+            return True
+    return False
+
+
 def find_xen_kernel(root: GuestRoot, wanted: str | None = None) -> Kernel:
     """The one kernel to boot under Xen PV, or a refusal that lists what was found."""
     kernels = list_kernels(root)
     if wanted is not None:
         return chosen_kernel(kernels, wanted)
     qualifying = [k for k in kernels if k.version.endswith("xen") and k.complete]
+    if not qualifying:
+        qualifying = [k for k in kernels if k.complete and has_xen_frontends(root, k.version)]
     if len(qualifying) == 1:
         return qualifying[0]
     if not qualifying:
         raise KernelNotFound(
-            "No Xen kernel in the guest: a version ending in 'xen' with lib/modules/V, boot/vmlinuz-V and "
-            f"boot/initrd-V.img. Found: {found_listing(kernels)}. Install the guest's Xen kernel "
-            "(CentOS 5: kernel-xen) or choose one with --kernel V"
+            "No Xen kernel in the guest: a version ending in 'xen', or a kernel with the Xen front-end drivers "
+            "(xen-blkfront in modules.builtin or modules.dep), with lib/modules/V, boot/vmlinuz-V and its initrd. "
+            f"Found: {found_listing(kernels)}. Install the guest's Xen kernel (CentOS 5: kernel-xen) or choose "
+            "one with --kernel V"
         )
     names = ", ".join(k.version for k in qualifying)
     raise KernelNotFound(f"Several Xen kernels qualify: {names}; choose one with --kernel V")

@@ -1,7 +1,7 @@
 """The Xen paravirtual boot steps (the CloudStack AMI procedure).
 
-grub          boot/grub/grub.conf boots the Xen kernel from xvda
-fstab         /dev/sda1 -> /dev/xvda, /dev/sdb -> /dev/xvdb (device column only)
+grub          what pygrub boots: grub 2's grub.cfg checked, else boot/grub/grub.conf written (grub.py)
+fstab         /dev/sda1 -> /dev/xvda, /dev/sdb -> /dev/xvdb (device column only; vd* and hd* too)
 console       an agetty on xvc0 in etc/inittab, xvc0 in etc/securetty
 initrd        the Xen kernel's initrd loads xenblk and xennet
 root-password a SHA-512 crypt hash in etc/shadow (only when a password is given)
@@ -11,69 +11,21 @@ sshd          report PermitRootLogin / PasswordAuthentication; set them when ask
 from __future__ import annotations
 
 import datetime as dt
-import posixpath
 import re
 
-from vdcmanage.prepare import initrd, password, sshd
-from vdcmanage.prepare.changes import Change, MakeDirs, RunAction, WriteFile
-from vdcmanage.prepare.kernels import Kernel, find_xen_kernel
+from vdcmanage.prepare import initrd, password, sshd, systemd
+from vdcmanage.prepare.changes import RunAction, WriteFile
+from vdcmanage.prepare.grub import GrubStep, xen_device, xen_kernel
 from vdcmanage.prepare.root import GuestRoot, encode_text
 from vdcmanage.prepare.steps import Context, Options, Plan, Step, done, needed, not_applicable
 
 PURPOSE = "xen-pv"
-GRUB_CONF = "boot/grub/grub.conf"
 FSTAB = "etc/fstab"
 INITTAB = "etc/inittab"
 SECURETTY = "etc/securetty"
 SHADOW = "etc/shadow"
 CONSOLE_LINE = "co:2345:respawn:/sbin/agetty xvc0 9600 vt100-nav"
 CONSOLE_TTY = "xvc0"
-SCSI_DEVICE = re.compile(r"^/dev/sd([a-z])(\d*)$")
-
-
-def xen_kernel(ctx: Context) -> Kernel:
-    return find_xen_kernel(ctx.root, ctx.options.kernel)
-
-
-class GrubStep(Step):
-    name = "grub"
-    purpose = PURPOSE
-    title = "write boot/grub/grub.conf to boot the Xen kernel from xvda (pygrub reads it)"
-
-    def plan(self, ctx: Context) -> Plan:
-        kernel = xen_kernel(ctx)
-        wanted = encode_text(self.grub_conf(ctx, kernel))
-        current = ctx.root.read_bytes(GRUB_CONF)
-        if current == wanted:
-            return done(f"{GRUB_CONF} boots {kernel.version}")
-        path = ctx.root.resolve(GRUB_CONF)
-        changes: list[Change] = [] if ctx.root.is_dir(posixpath.dirname(path)) else [MakeDirs(posixpath.dirname(path))]
-        changes.append(WriteFile(path, current, wanted, label=f"grub: boot {kernel.version}"))
-        return needed(f"write {GRUB_CONF} for kernel {kernel.version}", changes)
-
-    def grub_conf(self, ctx: Context, kernel: Kernel) -> str:
-        partition = (ctx.layout.partition or 1) - 1 if ctx.layout.kind == "partition" else 0
-        return (
-            "# Written by vdc-manage image prepare --for xen-pv\n"
-            "default=0\n"
-            "timeout=5\n"
-            "hiddenmenu\n"
-            f"title {ctx.distribution_name} ({kernel.version})\n"
-            f"\troot (hd0,{partition})\n"
-            f"\tkernel /{kernel.vmlinuz} ro root={ctx.root_device()}\n"
-            f"\tinitrd /{kernel.initrd}\n"
-        )
-
-
-def xen_device(device: str, device_layout: str) -> str:
-    """The Xen PV name of a SCSI disk device; the AMI's sda1 is the whole xvda disk."""
-    match = SCSI_DEVICE.match(device)
-    if not match:
-        return device
-    letter, number = match.groups()
-    if device_layout != "partition" and letter == "a" and number == "1":
-        return "/dev/xvda"
-    return f"/dev/xvd{letter}{number}"
 
 
 def xen_fstab(text: str, device_layout: str) -> str:
@@ -136,8 +88,10 @@ class ConsoleStep(Step):
         changes: list[WriteFile] = []
         notes = []
         inittab = root.read_text(INITTAB)
+        if inittab is None and systemd.is_systemd(root):
+            return done("systemd starts a getty on hvc0 by itself (console=hvc0 on the kernel command line: grub)")
         if inittab is None:
-            notes.append("no etc/inittab (upstart/systemd guest: configure a getty on the Xen console there)")
+            notes.append("no etc/inittab (upstart guest: configure a getty on the Xen console there)")
         elif any(line.strip() == CONSOLE_LINE for line in inittab.splitlines()):
             notes.append("inittab has the xvc0 agetty")
         else:
