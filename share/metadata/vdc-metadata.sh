@@ -1,29 +1,35 @@
 #!/bin/sh
 # vdc-metadata: configure this instance at boot from the cloud's metadata server.
 #
-# Installed by `vdc-manage image prepare --for cloud` as /usr/local/sbin/vdc-metadata and run
-# from rc.local. Wakame-vdc's metadata server speaks the EC2 interface:
+# Installed by `vdc-manage image prepare --for cloud` as /usr/local/sbin/vdc-metadata and run at
+# boot: by vdc-metadata.service on systemd guests (after network-online.target; nothing waits for
+# it), from rc.local on SysV guests. Wakame-vdc's metadata server speaks the EC2 interface:
 #   http://169.254.169.254/latest/meta-data/<key>
 # It
 #   - makes SSH host keys that are missing (prepared images ship without any);
 #   - sets the host name from local-hostname;
 #   - installs public-keys/0/openssh-key in root's authorized_keys;
 # and logs each thing it does to /var/log/vdc-metadata.log (and syslog when there is one).
-# It waits for the network (retries), and when the server stays unreachable, answers 404 or
-# answers nonsense, it changes nothing it was not sure of and exits 0: boot goes on.
+# It waits for the network (retries, VDC_METADATA_DEADLINE seconds at most), and when the server
+# stays unreachable, answers 404 or answers nonsense, it changes nothing it was not sure of and
+# exits 0: boot goes on. `--host-keys` only makes the missing host keys (vdc-ssh-host-keys.service
+# runs it before sshd): `ssh-keygen -A` where the guest's OpenSSH has it (5.8+: exactly the types
+# it supports), else one key per type, DSA only for OpenSSH before 7.0.
 #
 # One script for both families; the differences are in the *_debian / *_redhat functions.
-# POSIX sh (dash, busybox sh, bash); fetches with curl or wget (GNU or BusyBox), whichever the guest has.
+# POSIX sh (dash, busybox sh, bash); fetches with curl, wget (GNU or BusyBox), `busybox wget`, or
+# Python (2.4+ or 3) as the last resort, whichever the guest has.
 #
-# Usage: vdc-metadata [--url BASE_URL] [--root DIR]
+# Usage: vdc-metadata [--url BASE_URL] [--root DIR] [--host-keys]
 # Environment (for tests and unusual clouds):
 #   VDC_METADATA_URL      base URL (default http://169.254.169.254/latest/meta-data)
 #   ROOT                  act on this directory instead of / (nothing outside it is touched,
 #                         and no live command such as hostname or a service restart runs)
 #   VDC_METADATA_TRIES    attempts while the network comes up (default 30)
 #   VDC_METADATA_DELAY    seconds between attempts (default 2)
+#   VDC_METADATA_DEADLINE seconds of tries in all, whatever TRIES says (default 20)
 #   VDC_METADATA_TIMEOUT  seconds per request (default 5)
-#   VDC_METADATA_HTTP     curl or wget (default: the first one found)
+#   VDC_METADATA_HTTP     curl, wget, busybox or python (default: the first one found)
 #   VDC_METADATA_FAMILY   debian or redhat (default: from /etc/debian_version, /etc/redhat-release)
 
 URL=${VDC_METADATA_URL:-http://169.254.169.254/latest/meta-data}
@@ -31,7 +37,9 @@ ROOT=${ROOT:-}
 TRIES=${VDC_METADATA_TRIES:-30}
 DELAY=${VDC_METADATA_DELAY:-2}
 TIMEOUT=${VDC_METADATA_TIMEOUT:-5}
+DEADLINE=${VDC_METADATA_DEADLINE:-20}
 HTTP=${VDC_METADATA_HTTP:-}
+HOST_KEYS_ONLY=no
 FAMILY=${VDC_METADATA_FAMILY:-}
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 LC_ALL=C  # character ranges and classes below mean ASCII
@@ -41,7 +49,8 @@ while [ $# -gt 0 ]; do
     case $1 in
         --url) URL=$2; shift 2 ;;
         --root) ROOT=$2; shift 2 ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        --host-keys) HOST_KEYS_ONLY=yes; shift ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         *) echo "vdc-metadata: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -56,7 +65,8 @@ log() {
         echo "$line" >>"$LOG" 2>/dev/null
     fi
     echo "$line" >&2
-    if [ -z "$ROOT" ] && command -v logger >/dev/null 2>&1; then
+    # Under systemd stderr already is the journal (and the console): no second copy through syslog.
+    if [ -z "$ROOT" ] && [ -z "${JOURNAL_STREAM:-}" ] && command -v logger >/dev/null 2>&1; then
         logger -t vdc-metadata -- "$*" 2>/dev/null
     fi
 }
@@ -73,15 +83,57 @@ pick_http() {
         HTTP=curl
     elif command -v wget >/dev/null 2>&1; then
         HTTP=wget
+    elif command -v busybox >/dev/null 2>&1 && busybox wget --help >/dev/null 2>&1; then
+        HTTP=busybox
+    elif PYTHON=$(pick_python); then
+        HTTP=python
     else
         HTTP=none
     fi
 }
 
+pick_python() {
+    for candidate in python3 python python2; do
+        if command -v "$candidate" >/dev/null 2>&1; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# One GET with Python's standard library: exit 0 with the body, 1 for an HTTP error, 2 for no
+# answer. Written for Python 2.4 (CentOS 5) as much as Python 3.
+PY_FETCH='
+import socket, sys
+socket.setdefaulttimeout(float(sys.argv[2]))
+try:
+    from urllib.request import urlopen, ProxyHandler, build_opener
+    from urllib.error import HTTPError
+except ImportError:
+    from urllib2 import urlopen, ProxyHandler, build_opener, HTTPError
+try:
+    body = build_opener(ProxyHandler({})).open(sys.argv[1]).read()
+except HTTPError:
+    sys.exit(1)
+except Exception:
+    sys.exit(2)
+getattr(sys.stdout, "buffer", sys.stdout).write(body)
+'
+
+
 # fetch KEY: the body on stdout. Exit 0: got it; 1: the server answered with an error (404 ...);
-# 2: no answer (network down, timeout, no curl/wget).
+# 2: no answer (network down, timeout, no HTTP client).
 fetch() {
     case $HTTP in
+        python)
+            "${PYTHON:-$(pick_python)}" -c "$PY_FETCH" "$URL/$1" "$TIMEOUT" 2>/dev/null
+            return $?
+            ;;
+        busybox)
+            WGET="busybox wget" busybox_wget "$1"
+            return $?
+            ;;
         curl)
             curl -fsS --max-time "$TIMEOUT" "$URL/$1" 2>/dev/null
             rc=$?
@@ -104,10 +156,13 @@ fetch() {
 # failure: -S prints the server's status line on stderr, which tells "answered" from "no answer".
 busybox_wget() {
     err=${TMPDIR:-/tmp}/vdc-metadata.$$.err
+    if [ -z "${WGET:-}" ] && command -v busybox >/dev/null 2>&1; then
+        WGET="busybox wget"  # timeout execs a file: an applet the shell alone knows is not one
+    fi
     if command -v timeout >/dev/null 2>&1; then
-        timeout "$TIMEOUT" wget -q -S -O - "$URL/$1" 2>"$err"
+        timeout "$TIMEOUT" ${WGET:-wget} -q -S -O - "$URL/$1" 2>"$err"
     else
-        wget -q -S -O - "$URL/$1" 2>"$err"
+        ${WGET:-wget} -q -S -O - "$URL/$1" 2>"$err"
     fi
     rc=$?
     answered=no
@@ -124,17 +179,26 @@ busybox_wget() {
     return 2
 }
 
-# wait_for_server: true once the server answers at all (even with an error), false after TRIES.
+now() {
+    date +%s 2>/dev/null || echo 0
+}
+
+# wait_for_server: true once the server answers at all (even with an error), false after TRIES
+# attempts or DEADLINE seconds, whichever comes first (a request in flight may end after it).
 wait_for_server() {
     try=1
+    started=$(now)
     while [ "$try" -le "$TRIES" ]; do
         fetch instance-id >/dev/null
         case $? in 0|1) return 0 ;; esac
-        if [ "$try" -lt "$TRIES" ]; then
-            sleep "$DELAY"
+        elapsed=$(( $(now) - started ))
+        if [ "$try" -ge "$TRIES" ] || [ "$elapsed" -ge "$DEADLINE" ]; then
+            break
         fi
+        sleep "$DELAY"
         try=$((try + 1))
     done
+    WAITED="$try tries, ${elapsed}s"
     return 1
 }
 
@@ -207,6 +271,11 @@ restart_sshd_redhat() {
     [ -x /etc/init.d/sshd ] && /etc/init.d/sshd restart
 }
 
+restart_sshd_systemd() {  # a start limit hit meanwhile would refuse a plain restart
+    systemctl reset-failed ssh.service sshd.service >/dev/null 2>&1
+    systemctl try-restart ssh.service sshd.service >/dev/null 2>&1
+}
+
 set_hostname() {
     case $FAMILY in
         redhat) set_hostname_redhat "$1" ;;
@@ -222,6 +291,10 @@ set_hostname() {
 
 restart_sshd() {
     live || return 0
+    if [ -d /run/systemd/system ]; then
+        restart_sshd_systemd
+        return 0
+    fi
     case $FAMILY in
         redhat) restart_sshd_redhat ;;
         *) restart_sshd_debian ;;
@@ -229,6 +302,25 @@ restart_sshd() {
 }
 
 # -- the work ---------------------------------------------------------------------------
+
+host_keys() {
+    ls "$ROOT"/etc/ssh/ssh_host_*_key 2>/dev/null
+}
+
+# OpenSSH's version as a number (9.2 -> 902); 0 when unknown.
+openssh_version() {
+    ssh -V 2>&1 | sed -n 's/^OpenSSH_\([0-9]*\)\.\([0-9]*\).*/\1 \2/p' | {
+        read -r major minor && echo $((major * 100 + minor)) || echo 0
+    }
+}
+
+keygen_all() {  # -A makes every missing key of the types this OpenSSH supports
+    if live; then
+        ssh-keygen -A
+    else
+        ssh-keygen -A -f "$ROOT"
+    fi
+}
 
 make_host_keys() {
     dir=$ROOT/etc/ssh
@@ -239,8 +331,22 @@ make_host_keys() {
         log "no ssh-keygen: cannot make SSH host keys"
         return 0
     fi
+    before=$(host_keys)
+    if keygen_all </dev/null >/dev/null 2>&1; then
+        for key in $(host_keys); do
+            case " $(echo $before) " in *" $key "*) ;; *) log "made SSH host key $key" ;; esac
+        done
+        if [ "$(host_keys)" != "$before" ]; then
+            restart_sshd
+        fi
+        return 0
+    fi
+    types="rsa ecdsa ed25519"  # an OpenSSH without -A (before 5.8): one key per type
+    if [ "$(openssh_version)" -lt 700 ]; then
+        types="rsa dsa ecdsa ed25519"
+    fi
     made=0
-    for type in rsa dsa ecdsa ed25519; do
+    for type in $types; do
         key=$dir/ssh_host_${type}_key
         if [ -e "$key" ]; then
             continue
@@ -302,14 +408,17 @@ install_public_key() {
 
 main() {
     detect_family
-    pick_http
     make_host_keys
+    if [ "$HOST_KEYS_ONLY" = yes ]; then
+        return 0
+    fi
+    pick_http
     if [ "$HTTP" = none ]; then
-        log "neither curl nor wget: metadata not fetched"
+        log "no HTTP client (curl, wget, busybox wget or python): metadata not fetched"
         return 0
     fi
     if ! wait_for_server; then
-        log "metadata server $URL unreachable after $TRIES tries: nothing else changed"
+        log "metadata server $URL unreachable after $WAITED: nothing else changed"
         return 0
     fi
     configure_hostname

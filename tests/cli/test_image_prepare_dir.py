@@ -11,7 +11,7 @@ import pytest
 
 from tests.guests import CENTOS_XEN_KERNEL, centos5_tree, tree_digest, ubuntu1004_tree
 from tests.unit.test_prepare_password import libcrypt_crypt
-from vdcmanage.prepare.cloud import METADATA_CALL
+from vdcmanage.prepare.firstboot import METADATA_CALL
 
 HOST_FSTAB = Path("/etc/fstab")
 
@@ -43,7 +43,8 @@ def test_check_and_dry_run_change_nothing_then_apply_then_nothing_more(run_cli, 
     assert statuses(check.out) == {
         "grub": "needed", "fstab": "needed", "console": "needed", "initrd": "needed",
         "root-password": "not applicable", "sshd": "not applicable", "nameserver": "not applicable",
-        "mac": "needed", "ssh-host-keys": "needed", "acpiphp": "needed", "logs": "needed", "metadata": "needed",
+        "mac": "needed", "network": "not applicable", "ssh-host-keys": "needed", "machine-id": "not applicable",
+        "acpiphp": "needed", "logs": "needed", "metadata": "needed",
     }  # fmt: skip
     assert "Not ready" in check.out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -191,7 +192,7 @@ def test_unreachable_server_changes_nothing_but_host_keys(tmp_path: Path, shell:
     assert (root / "etc/hostname").read_text() == "ubuntu\n"
     assert (root / "etc/hosts").read_text() == hosts_before
     assert not (root / "root/.ssh").exists()
-    assert "unreachable after 3 tries: nothing else changed" in log_of(root)
+    assert "unreachable after 3 tries" in log_of(root) and "nothing else changed" in log_of(root)
     assert (root / "etc/ssh/ssh_host_ed25519_key").exists()  # sshd must be able to start anyway
 
 
@@ -253,3 +254,122 @@ def test_script_is_posix_for_every_shell() -> None:
     for argv in SHELLS.values():
         subprocess.run([*argv, "-n", str(SCRIPT)], check=True)
     assert os.access(SCRIPT, os.X_OK)
+
+
+APPLETS = ("sh", "sed", "awk", "grep", "date", "cat", "tr", "mkdir", "chmod", "chown", "rm", "id", "ls", "sleep",
+           "timeout", "head")
+
+
+def busybox_chroot(path: Path, *, shell: str) -> Path:
+    """A root with a static busybox (its applets as links, wget not among them) and the script.
+
+    ``shell="busybox"``: busybox's own sh, which knows every applet (wget too) as a command;
+    ``shell="dash"``: the host's dash with its libraries and busybox renamed, so that the guest has
+    a shell and the tools the script needs, but no HTTP client of any kind.
+    """
+    (path / "bin").mkdir(parents=True)
+    busybox = "busybox" if shell == "busybox" else "bb"
+    shutil.copy2("/usr/bin/busybox", path / "bin" / busybox)
+    for applet in APPLETS:
+        if applet != "sh" or shell == "busybox":
+            (path / "bin" / applet).symlink_to(busybox)
+    if shell == "dash":
+        copy_with_libraries("/usr/bin/dash", path)
+        (path / "bin/sh").symlink_to("/usr/bin/dash")
+    (path / "tmp").mkdir(mode=0o1777)
+    (path / "dev").mkdir()
+    os.mknod(path / "dev/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    shutil.copy2(SCRIPT, path / "vdc-metadata")
+    return path
+
+
+def copy_with_libraries(program: str, root: Path) -> None:
+    listing = subprocess.run(["ldd", program], capture_output=True, text=True, check=True).stdout
+    paths = [program] + [word for word in listing.split() if word.startswith("/")]
+    for path in paths:
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(os.path.realpath(path), target)
+
+
+def run_in_chroot(chroot: Path, url: str) -> subprocess.CompletedProcess[str]:
+    """ROOT=/guest: the script acts on a directory inside the chroot and runs no live command."""
+    env = {"PATH": "/bin", "ROOT": "/guest", "VDC_METADATA_URL": url, "VDC_METADATA_TRIES": "3",
+           "VDC_METADATA_DELAY": "0"}  # fmt: skip
+    if os.geteuid() != 0:
+        pytest.fail("chroot needs root (the tests run as root, as CI does)")
+    chroot_tool = shutil.which("chroot") or "/usr/sbin/chroot"
+    return subprocess.run([chroot_tool, str(chroot), "/bin/sh", "/vdc-metadata"], env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+
+
+def test_a_guest_with_only_busybox_fetches_with_busybox_wget(server: MetadataServer, tmp_path: Path) -> None:
+    chroot = busybox_chroot(tmp_path / "chroot", shell="busybox")
+    guest = fake_root(chroot / "guest", host_keys=True)
+    result = run_in_chroot(chroot, server.url)
+    assert result.returncode == 0, result.stderr
+    assert (guest / "etc/hostname").read_text() == "web01.example.com\n"
+    assert (guest / "root/.ssh/authorized_keys").read_text() == PUBLIC_KEY + "\n"
+
+
+def test_a_guest_without_any_http_client_says_so_and_changes_nothing(server: MetadataServer, tmp_path: Path) -> None:
+    chroot = busybox_chroot(tmp_path / "chroot", shell="dash")
+    guest = fake_root(chroot / "guest", host_keys=True)
+    result = run_in_chroot(chroot, server.url)
+    assert result.returncode == 0, result.stderr
+    assert "no HTTP client (curl, wget, busybox wget or python): metadata not fetched" in log_of(guest)
+    assert server.requests == []
+    assert (guest / "etc/hostname").read_text() == "ubuntu\n"
+
+
+@pytest.mark.parametrize("python", ["python3"])
+def test_python_is_the_last_resort_fetcher(server: MetadataServer, tmp_path: Path, python: str) -> None:
+    root = fake_root(tmp_path / "root", host_keys=True)
+    result = run_script(root, server.url, http="python")
+    assert result.returncode == 0, result.stderr
+    assert (root / "etc/hostname").read_text() == "web01.example.com\n"
+    assert (root / "root/.ssh/authorized_keys").read_text() == PUBLIC_KEY + "\n"
+    server.routes.clear()
+    again = run_script(fake_root(tmp_path / "other", host_keys=True), server.url, http="python", tries=30, delay="1")
+    assert again.returncode == 0
+    assert server.requests.count("/latest/meta-data/instance-id") == 2  # a 404 is an answer: no waiting
+
+
+def test_the_deadline_bounds_the_wait_whatever_the_tries(tmp_path: Path) -> None:
+    """A server that never answers (connections dropped): 1000 tries, but 3 s of them."""
+    root = fake_root(tmp_path / "root", host_keys=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "ROOT": str(root),
+        "VDC_METADATA_URL": f"http://127.0.0.1:{free_port()}/latest/meta-data",
+        "VDC_METADATA_TRIES": "1000",
+        "VDC_METADATA_DELAY": "0.5",
+        "VDC_METADATA_DEADLINE": "3",
+    }
+    started = time.monotonic()
+    result = subprocess.run(["dash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0
+    assert elapsed < 10, elapsed
+    assert "unreachable after" in log_of(root) and "nothing else changed" in log_of(root)
+
+
+def test_host_keys_only_makes_the_types_this_openssh_supports(tmp_path: Path) -> None:
+    root = fake_root(tmp_path / "root")
+    env = {"PATH": os.environ["PATH"], "ROOT": str(root), "VDC_METADATA_URL": "http://127.0.0.1:1/x"}
+    result = subprocess.run(["dash", str(SCRIPT), "--host-keys"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    made = sorted(p.name for p in (root / "etc/ssh").glob("ssh_host_*_key"))
+    assert made == ["ssh_host_ecdsa_key", "ssh_host_ed25519_key", "ssh_host_rsa_key"]  # OpenSSH 9: no DSA
+    assert "local-hostname" not in log_of(root) and "unreachable" not in log_of(root)  # --host-keys fetches nothing
+
+
+def test_units_run_the_script_as_installed() -> None:
+    share = SCRIPT.parent
+    keys = (share / "vdc-ssh-host-keys.service").read_text()
+    metadata = (share / "vdc-metadata.service").read_text()
+    assert "Before=ssh.service sshd.service" in keys and "Type=oneshot" in keys
+    assert "After=network-online.target" in metadata and "Wants=network-online.target" in metadata
+    assert "Type=exec" in metadata  # nothing waits for it
+    for unit in (keys, metadata):
+        assert "ExecStart=/usr/local/sbin/vdc-metadata" in unit and "WantedBy=multi-user.target" in unit

@@ -33,7 +33,7 @@ from tests.guests import (
     ubuntu1004_tree,
     write,
 )
-from vdcmanage.prepare.cloud import METADATA_CALL
+from vdcmanage.prepare.firstboot import METADATA_CALL
 from vdcmanage.prepare.initrd import initrd_members, missing_xen_modules
 
 ROOT_PARTITION_OFFSET = (2048 + 8 * 1024 * 1024 // SECTOR) * SECTOR  # see guests.partitioned_image

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vdcmanage.prepare import cloud, sshd, xen
+from vdcmanage.prepare import cloud, firstboot, sshd, xen
 from vdcmanage.prepare.root import GuestRoot
 
 
@@ -69,20 +69,22 @@ def test_hwaddr_commented_out_other_lines_kept() -> None:
     assert cloud.commented_hwaddr(once) == once
 
 
-def test_nameserver_added_once() -> None:
-    assert cloud.with_nameserver("search x\nnameserver 10.0.0.1\n", "8.8.8.8") == (
-        "search x\nnameserver 10.0.0.1\nnameserver 8.8.8.8\n"
+def test_nameservers_replace_the_stale_ones_other_lines_kept() -> None:
+    stale = "# from the build host\nsearch x\nnameserver 10.0.0.1\noptions rotate\nnameserver 10.0.0.2\n"
+    assert cloud.with_nameservers(stale, ["8.8.8.8", "192.0.2.53"]) == (
+        "# from the build host\nsearch x\nnameserver 8.8.8.8\nnameserver 192.0.2.53\noptions rotate\n"
     )
-    assert cloud.with_nameserver("nameserver   8.8.8.8  \n", "8.8.8.8") == "nameserver   8.8.8.8  \n"
+    assert cloud.with_nameservers("nameserver   8.8.8.8  \n", ["8.8.8.8"]) == "nameserver   8.8.8.8  \n"
+    assert cloud.with_nameservers("search x", ["8.8.8.8", "8.8.8.8"]) == "search x\nnameserver 8.8.8.8\n"
 
 
 def test_metadata_call_goes_before_debians_final_exit_0() -> None:
     debian = "#!/bin/sh -e\n# rc.local\n\nexit 0\n"
-    once = cloud.with_metadata_call(debian)
-    assert once == f"#!/bin/sh -e\n# rc.local\n\n{cloud.METADATA_CALL}\nexit 0\n"
-    assert cloud.with_metadata_call(once) == once
+    once = firstboot.with_metadata_call(debian)
+    assert once == f"#!/bin/sh -e\n# rc.local\n\n{firstboot.METADATA_CALL}\nexit 0\n"
+    assert firstboot.with_metadata_call(once) == once
     redhat = "#!/bin/sh\ntouch /var/lock/subsys/local\n"
-    assert cloud.with_metadata_call(redhat) == redhat + cloud.METADATA_CALL + "\n"
+    assert firstboot.with_metadata_call(redhat) == redhat + firstboot.METADATA_CALL + "\n"
 
 
 @pytest.fixture

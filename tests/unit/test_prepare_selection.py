@@ -14,7 +14,7 @@ from vdcmanage.prepare.steps import Options
 from vdcmanage.prepare.target import non_raw_format
 
 XEN = ["grub", "fstab", "console", "initrd", "root-password", "sshd"]
-CLOUD = ["nameserver", "mac", "ssh-host-keys", "acpiphp", "logs", "metadata"]
+CLOUD = ["nameserver", "mac", "network", "ssh-host-keys", "machine-id", "acpiphp", "logs", "metadata"]
 
 
 def names(choice: str, only: list[str] | None = None, skip: list[str] | None = None, **options: object) -> list[str]:
@@ -27,7 +27,7 @@ def test_purposes_and_order() -> None:
     assert names("cloud") == CLOUD
     assert names("all") == XEN + CLOUD
     assert names("all", only=["logs", "grub"]) == ["grub", "logs"]
-    assert names("cloud", skip=["logs", "metadata"]) == CLOUD[:4]
+    assert names("cloud", skip=["logs", "metadata"]) == CLOUD[:6]
 
 
 @pytest.mark.parametrize(

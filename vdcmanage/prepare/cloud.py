@@ -1,11 +1,13 @@
 """The cloud image steps (the Wakame-vdc guide).
 
-nameserver    a nameserver line in etc/resolv.conf (only with --nameserver)
+nameserver    the nameserver lines of etc/resolv.conf (only with --nameserver)
 mac           forget the MAC: 70-persistent-net.rules -> /dev/null, HWADDR= commented in ifcfg-eth*
-ssh-host-keys remove etc/ssh/ssh_host* (each instance makes its own at first boot)
+network       the first Ethernet NIC comes up whatever its name (network.py)
+ssh-host-keys remove etc/ssh/ssh_host*; new ones before sshd starts (firstboot.py)
+machine-id    empty etc/machine-id, remove random seeds (firstboot.py)
 acpiphp       acpiphp in etc/modules, once (and where Red Hat loads modules from)
-logs          delete var/log/**.gz, truncate every other file under var/log
-metadata      install the metadata init script and call it from rc.local
+logs          remove compressed and rotated logs and the journal, truncate every other file under var/log
+metadata      install the metadata script: a systemd unit, or called from rc.local (firstboot.py)
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from __future__ import annotations
 import os
 import re
 import stat
-from pathlib import Path
 
-from vdcmanage.errors import VdcError
-from vdcmanage.prepare.changes import Change, Chmod, MakeDirs, MakeSymlink, RemovePath, TruncateFile, WriteFile
+from vdcmanage.errors import Refused
+from vdcmanage.prepare.changes import Change, Chmod, MakeSymlink, RemovePath, TruncateFile, WriteFile
+from vdcmanage.prepare.firstboot import MachineIdStep, MetadataStep, SshHostKeysStep
+from vdcmanage.prepare.network import NetworkStep
 from vdcmanage.prepare.root import GuestRoot, encode_text
 from vdcmanage.prepare.steps import Context, Options, Plan, Step, done, needed, not_applicable
 from vdcmanage.prepare.xen import with_line
@@ -28,7 +31,6 @@ NET_RULES = f"{UDEV_RULES_DIR}/70-persistent-net.rules"
 NETWORK_SCRIPTS = "etc/sysconfig/network-scripts"
 IFCFG_ETH = re.compile(r"^ifcfg-eth\d+$")
 HWADDR = re.compile(r"^(\s*)(HWADDR=.*)$", re.DOTALL)
-SSH_DIR = "etc/ssh"
 MODULES = "etc/modules"
 REDHAT_MODULES = "etc/sysconfig/modules/acpiphp.modules"
 REDHAT_MODULES_SCRIPT = (
@@ -36,16 +38,12 @@ REDHAT_MODULES_SCRIPT = (
     "/sbin/modprobe acpiphp >/dev/null 2>&1\n"
 )
 LOG_DIR = "var/log"
-METADATA_SCRIPT = "usr/local/sbin/vdc-metadata"
-METADATA_CALL = "/usr/local/sbin/vdc-metadata || true  # vdc-manage: host name, SSH key, host keys"
-RC_LOCAL_CREATED = "#!/bin/sh -e\n# rc.local, created by vdc-manage image prepare\n\n{call}\n\nexit 0\n"
-SHARE_ENV = "VDC_MANAGE_SHARE"
 
 
 class NameserverStep(Step):
     name = "nameserver"
     purpose = PURPOSE
-    title = "a nameserver line in etc/resolv.conf (chosen with --nameserver; none by default)"
+    title = "the nameserver lines of etc/resolv.conf become the --nameserver ones (none by default)"
 
     def wanted(self, options: Options) -> bool:
         return bool(options.nameservers)
@@ -54,23 +52,52 @@ class NameserverStep(Step):
         servers = ctx.options.nameservers
         if not servers:
             return not_applicable("no --nameserver given")
+        refuse_generated_resolv_conf(ctx.root)
         path = ctx.root.resolve(RESOLV_CONF)
         old = ctx.root.read_text(path)
-        new = old or ""
-        for server in servers:
-            new = with_nameserver(new, server)
+        new = with_nameservers(old or "", servers)
         if new == old:
             return done(f"{RESOLV_CONF} has nameserver {', '.join(servers)}")
         change = WriteFile(path, None if old is None else encode_text(old), encode_text(new), label="nameserver")
-        return needed(f"add nameserver {', '.join(servers)} to {RESOLV_CONF}", [change])
+        return needed(f"set nameserver {', '.join(servers)} in {RESOLV_CONF}", [change])
 
 
-def with_nameserver(text: str, server: str) -> str:
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[0] == "nameserver" and fields[1] == server:
-            return text
-    return with_line(text, f"nameserver {server}")
+def refuse_generated_resolv_conf(root: GuestRoot) -> None:
+    """A resolv.conf linked into /run is written at every boot (systemd-resolved, resolvconf): not ours to edit."""
+    if not root.is_symlink(RESOLV_CONF):
+        return
+    target = root.readlink(RESOLV_CONF)
+    resolved = root.resolve(RESOLV_CONF)
+    if resolved.startswith(("run/", "var/run/")) or not root.is_file(resolved):
+        raise Refused(
+            f"{RESOLV_CONF} is a link to {target}, which the guest's resolver writes at boot "
+            "(systemd-resolved or resolvconf): it is not overwritten. Give the nameserver to the guest's "
+            "network configuration instead (DNS= in etc/systemd/resolved.conf or a .network file), "
+            "or leave out --nameserver"
+        )
+
+
+def with_nameservers(text: str, servers: list[str]) -> str:
+    """resolv.conf with exactly these nameservers, in this order, where the first old one was;
+    every other line (search, options, comments) kept."""
+    lines = text.splitlines(keepends=True)
+    unique = list(dict.fromkeys(servers))
+    current = [line.split()[1] for line in lines if line.split()[:1] == ["nameserver"] and len(line.split()) > 1]
+    if current == unique:
+        return text
+    wanted = [f"nameserver {server}\n" for server in unique]
+    kept: list[str] = []
+    inserted = False
+    for line in lines:
+        if line.split()[:1] == ["nameserver"]:
+            if not inserted:
+                kept += wanted
+                inserted = True
+            continue
+        kept.append(line if line.endswith("\n") else line + "\n")
+    if not inserted:
+        kept += wanted
+    return "".join(kept)
 
 
 def commented_hwaddr(text: str) -> str:
@@ -111,23 +138,6 @@ class MacStep(Step):
         return done("no persistent MAC (udev rules link to /dev/null, no active HWADDR=)")
 
 
-class SshHostKeysStep(Step):
-    name = "ssh-host-keys"
-    purpose = PURPOSE
-    title = "remove the SSH host keys etc/ssh/ssh_host* (the metadata script makes new ones at boot)"
-
-    def plan(self, ctx: Context) -> Plan:
-        root = ctx.root
-        if not root.is_dir(SSH_DIR):
-            return not_applicable(f"no {SSH_DIR} in the guest")
-        ssh_dir = root.resolve(SSH_DIR)
-        keys = [f"{ssh_dir}/{name}" for name in root.listdir(ssh_dir) if name.startswith("ssh_host")]
-        keys = [path for path in keys if not root.is_dir(path) or root.is_symlink(path)]
-        if not keys:
-            return done(f"no host keys in {SSH_DIR}")
-        return needed(f"remove {len(keys)} host key files", [RemovePath(path) for path in keys])
-
-
 class AcpiphpStep(Step):
     name = "acpiphp"
     purpose = PURPOSE
@@ -161,10 +171,24 @@ class AcpiphpStep(Step):
         return [WriteFile(path, old, new, mode=0o755, label="acpiphp (Red Hat)")]
 
 
+COMPRESSED_LOG = re.compile(r"\.(gz|xz|zst|bz2|lz4|lzma|zip)$")
+ROTATED_LOG = re.compile(r"(\.\d+|-\d{8}|\.old)(\.(gz|xz|zst|bz2|lz4|lzma|zip))?$")
+JOURNAL_DIR = f"{LOG_DIR}/journal/"
+
+
+def removed_log(path: str) -> bool:
+    """Compressed and rotated logs and the journal are removed: truncated, they would be broken archives."""
+    name = path.rsplit("/", 1)[-1]
+    return bool(COMPRESSED_LOG.search(name) or ROTATED_LOG.search(name)) or path.startswith(JOURNAL_DIR)
+
+
 class LogsStep(Step):
     name = "logs"
     purpose = PURPOSE
-    title = "clean logs: delete var/log/**.gz, truncate every other file under var/log"
+    title = (
+        "clean logs: remove compressed (.gz .xz .zst .bz2 ...) and rotated (.1, -YYYYMMDD) logs and the "
+        "journal, truncate every other file under var/log"
+    )
 
     def plan(self, ctx: Context) -> Plan:
         root = ctx.root
@@ -172,101 +196,24 @@ class LogsStep(Step):
             return not_applicable(f"no {LOG_DIR} in the guest")
         changes: list[Change] = []
         for path, st in root.walk_files(LOG_DIR):
-            if path.endswith(".gz"):
+            if removed_log(path) and (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
                 changes.append(RemovePath(path))
             elif stat.S_ISREG(st.st_mode) and st.st_size > 0:
                 changes.append(TruncateFile(path, st.st_size))
         if not changes:
             return done(f"{LOG_DIR} holds only empty files")
         removed = sum(isinstance(change, RemovePath) for change in changes)
-        return needed(f"delete {removed} compressed logs, truncate {len(changes) - removed} files", changes)
+        truncated = len(changes) - removed
+        return needed(f"remove {removed} compressed, rotated or journal files, truncate {truncated}", changes)
 
 
-def share_dir() -> Path:
-    """Where the files shipped for guests are: $VDC_MANAGE_SHARE, the source tree, or the install prefix."""
-    import sys
-
-    candidates = [os.environ.get(SHARE_ENV)]
-    candidates.append(str(Path(__file__).resolve().parents[2] / "share"))
-    candidates.append(os.path.join(sys.prefix, "share", "vdc-manage"))
-    for candidate in candidates:
-        if candidate and os.path.isfile(os.path.join(candidate, "metadata", "vdc-metadata.sh")):
-            return Path(candidate)
-    raise VdcError(f"The metadata init script is missing (share/metadata/vdc-metadata.sh); set {SHARE_ENV}")
-
-
-def metadata_script() -> bytes:
-    return (share_dir() / "metadata" / "vdc-metadata.sh").read_bytes()
-
-
-def rc_local_path(ctx: Context) -> str | None:
-    """The guest's rc.local: Red Hat keeps it in etc/rc.d/ (etc/rc.local links there)."""
-    if ctx.family == "redhat" or ctx.root.is_dir("etc/rc.d"):
-        return "etc/rc.d/rc.local"
-    if ctx.family == "debian" or ctx.root.exists("etc/rc.local"):
-        return "etc/rc.local"
-    return None
-
-
-def with_metadata_call(text: str) -> str:
-    """rc.local calling the script: before a final ``exit 0`` (Debian's), else at the end."""
-    if any(line.strip() == METADATA_CALL for line in text.splitlines()):
-        return text
-    lines = text.splitlines(keepends=True)
-    for index in range(len(lines) - 1, -1, -1):
-        stripped = lines[index].strip()
-        if not stripped:
-            continue
-        if stripped == "exit 0":
-            lines.insert(index, METADATA_CALL + "\n")
-            return "".join(lines)
-        break
-    return with_line(text, METADATA_CALL)
-
-
-class MetadataStep(Step):
-    name = "metadata"
-    purpose = PURPOSE
-    title = "install the metadata init script (usr/local/sbin/vdc-metadata) and call it from rc.local"
-
-    def plan(self, ctx: Context) -> Plan:
-        root = ctx.root
-        rc_local = rc_local_path(ctx)
-        if rc_local is None:
-            return needed(
-                "no rc.local and unknown distribution family",
-                [],
-                manual=f"install share/metadata/vdc-metadata.sh as /{METADATA_SCRIPT} and run it at boot",
-            )
-        changes = self.script_changes(root) + self.rc_local_changes(root, rc_local)
-        if not changes:
-            return done(f"/{METADATA_SCRIPT} installed and called from {rc_local}")
-        return needed("install the metadata script: " + ", ".join(change.path for change in changes), changes)
-
-    def script_changes(self, root: GuestRoot) -> list[Change]:
-        wanted = metadata_script()
-        path = root.resolve(METADATA_SCRIPT)
-        current = root.read_bytes(path)
-        if current == wanted:
-            st = root.stat(path)
-            return [] if st and stat.S_IMODE(st.st_mode) == 0o755 else [Chmod(path, 0o755)]
-        if not root.is_dir(os.path.dirname(path)):
-            return [MakeDirs(os.path.dirname(path)), WriteFile(path, current, wanted, mode=0o755, label="metadata")]
-        return [WriteFile(path, current, wanted, mode=0o755, label="metadata")]
-
-    def rc_local_changes(self, root: GuestRoot, rc_local: str) -> list[Change]:
-        path = root.resolve(rc_local)
-        current = root.read_text(path)
-        if current is None:
-            text = RC_LOCAL_CREATED.format(call=METADATA_CALL)
-            return [WriteFile(path, None, encode_text(text), mode=0o755, label="metadata: rc.local")]
-        new = with_metadata_call(current)
-        st = root.stat(path)
-        executable = st is not None and st.st_mode & 0o100
-        if new == current:
-            return [] if executable else [Chmod(path, 0o755)]
-        mode = None if executable else 0o755  # rc.local only runs when executable
-        return [WriteFile(path, encode_text(current), encode_text(new), mode=mode, label="metadata: rc.local")]
-
-
-CLOUD_STEPS: list[Step] = [NameserverStep(), MacStep(), SshHostKeysStep(), AcpiphpStep(), LogsStep(), MetadataStep()]
+CLOUD_STEPS: list[Step] = [
+    NameserverStep(),
+    MacStep(),
+    NetworkStep(),
+    SshHostKeysStep(),
+    MachineIdStep(),
+    AcpiphpStep(),
+    LogsStep(),
+    MetadataStep(),
+]
