@@ -96,3 +96,11 @@ def test_boot_config_is_read_in_pygrubs_order(tmp_path: Path) -> None:
     write(tmp_path, "boot/grub/grub.cfg", "menuentry 'New' {\n\tlinux /boot/vmlinuz-6.1 root=UUID=x\n}\n")
     grub2 = bootconf.read_boot_config(GuestRoot(tmp_path))
     assert grub2 is not None and grub2.kind == "grub2" and grub2.path == "boot/grub/grub.cfg"
+
+
+def test_grub2_root_on_a_build_hosts_loop_device_is_an_action(run_cli, tmp_path: Path) -> None:
+    """update-grub in a chroot without /dev/disk/by-uuid writes root=/dev/loopNpM: nothing boots from that."""
+    debian = debian12_tree(tmp_path / "debian12", grub_root="/dev/loop0p1")
+    check = run_cli("image", "prepare", str(debian), "--for", "xen-pv", "--check")
+    assert check.code == 1
+    assert "ACTION NEEDED (grub): root=/dev/loop0p1 names a device of the machine the image was built on" in check.out

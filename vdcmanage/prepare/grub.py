@@ -30,6 +30,7 @@ GRUB_CONF = "boot/grub/grub.conf"
 DEFAULT_GRUB = "etc/default/grub"
 PV_CONSOLE = "console=hvc0"
 DISK_DEVICE = re.compile(r"^/dev/(?:sd|hd|vd)([a-z])(\d*)$")  # SCSI, IDE and virtio names: not there under Xen
+BUILD_HOST_DEVICE = re.compile(r"^/dev/(loop\d+|nbd\d+|mapper/loop\d+)")  # a chroot's update-grub writes these
 ROOT_ARG = re.compile(r"(?<=\sroot=)(/dev/(?:sd|hd|vd)[a-z]\d*)(?=\s|$)")
 CMDLINE_LINUX = re.compile(r"^(\s*GRUB_CMDLINE_LINUX=)([\"']?)(.*?)\2\s*$")
 
@@ -164,6 +165,11 @@ class Grub2Check:
             self.problems.append(f"root={root} is not this image's root filesystem (UUID={uuid})")
         if DISK_DEVICE.match(root):
             return f"root={root} (becomes {xen_device(root, self.ctx.device_layout())})"
+        if BUILD_HOST_DEVICE.match(root):
+            self.problems.append(
+                f"root={root} names a device of the machine the image was built on: make it root=UUID= "
+                "(GRUB_DISABLE_LINUX_UUID unset and /dev/disk/by-uuid present when update-grub runs)"
+            )
         return f"root={root}"
 
     def changes(self, entry: Entry, *, add_console: bool) -> list[Change]:
