@@ -11,7 +11,8 @@ import pytest
 CORE = ["vdcmanage.errors", "vdcmanage.config", "vdcmanage.catalog", "vdcmanage.catalog.db",
         "vdcmanage.catalog.models", "vdcmanage.catalog.migrations", "vdcmanage.catalog.images",
         "vdcmanage.catalog.accounts", "vdcmanage.images", "vdcmanage.jobs.queue", "vdcmanage.jobs.runner",
-        "vdcmanage.jobs.worker", "vdcmanage.importer.request"]
+        "vdcmanage.jobs.worker", "vdcmanage.importer.request", "vdcmanage.prepare.run", "vdcmanage.prepare.registry",
+        "vdcmanage.bootcheck.run", "vdcmanage.bootcheck.report"]
 FORBIDDEN = ["typer", "click", "textual", "rich", "paramiko"]
 
 

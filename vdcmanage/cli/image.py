@@ -16,6 +16,7 @@ app = group_app(
     lazy={
         "import": ("vdcmanage.cli.image_import", "app", "Import a machine image through a hypervisor (xen)."),
         "prepare": ("vdcmanage.cli.image_prepare", "app", "Make a raw image boot on XenServer and start clean."),
+        "boot-check": ("vdcmanage.cli.image_bootcheck", "app", "Boot a raw image under qemu: is it reachable?"),
     },
 )
 add_app = group_app("add", "Register a machine image (IMAGE_TYPE: local).")
