@@ -71,12 +71,20 @@ def test_console_lines_are_timed_and_matched(tmp_path: Path) -> None:
         out.flush()
         time.sleep(0.3)
         out.write(b"\x1b[0;1;31mFAILED\x1b[0m] [FAILED] Failed to start ssh.service - OpenBSD Secure Shell server.\n")
-        out.write(b"debian login: [   63.0] vdc-metadata[2]: vdc-metadata: metadata server x unreachable after 5 tries\n")
+        out.write(b"debian login: ")  # getty's prompt: no newline until the next console output
+        out.flush()
+        time.sleep(0.5)
+        prompt = watcher.first("login-prompt")
+        assert prompt is not None
+        out.write(b"[   63.0] vdc-metadata[2]: vdc-metadata: metadata server x unreachable after 5 tries\n")
         out.write(b"partial line without newline")
+        out.flush()
     time.sleep(0.3)
     watcher.stop()
-    kernel, prompt = watcher.first("kernel"), watcher.first("login-prompt")
-    assert kernel is not None and prompt is not None and prompt.at > kernel.at
+    kernel, same_prompt = watcher.first("kernel"), watcher.first("login-prompt")
+    assert kernel is not None and same_prompt is not None and same_prompt.at == prompt.at > kernel.at
+    gave_up = watcher.first("metadata-gave-up")
+    assert gave_up is not None and gave_up.at - prompt.at >= 0.4  # the prompt is timed when it appeared
     assert watcher.first("metadata-gave-up") is not None
     assert watcher.failures() == ["Failed to start ssh.service - OpenBSD Secure Shell server."]
     assert [line.text for line in watcher.metadata_lines()] == ["metadata server x unreachable after 5 tries"]

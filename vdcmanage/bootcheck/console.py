@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 POLL_S = 0.1
+STALE_PARTIAL_S = 0.5
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 KERNEL_TIME = re.compile(r"^\[\s*\d+\.\d+\]\s*")
 
@@ -29,7 +30,7 @@ PATTERNS: dict[str, tuple[str, ...]] = {
         r"INIT: version",
     ),
     "network": (r"Reached target .*Network is Online", r"Reached target network-online"),
-    "login-prompt": (r"(^|\s)\S+ login: ",),  # "debian12-template login: ", often with kernel lines after it
+    "login-prompt": (r"(^|\s)\S+ login:( |$)",),  # "debian12-template login: ", often with kernel lines after it
     "metadata-gave-up": (r"vdc-metadata: .*unreachable after",),
     "ssh-started": (r"Started .*OpenBSD Secure Shell server", r"Started .*OpenSSH server daemon"),
     "panic": (r"Kernel panic - not syncing", r"VFS: Unable to mount root fs"),
@@ -50,6 +51,7 @@ class ConsoleWatcher:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lines: list[Line] = []
+        self.partial: Line | None = None  # the last line, still without its newline
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.follow, name="serial-console", daemon=True)
@@ -58,7 +60,7 @@ class ConsoleWatcher:
         self.thread.start()
 
     def follow(self) -> None:
-        offset, pending = 0, b""
+        offset, pending, pending_at = 0, b"", 0.0
         while True:
             stopping = self.stopping.is_set()
             try:
@@ -67,12 +69,22 @@ class ConsoleWatcher:
                     data = handle.read()
             except FileNotFoundError:
                 data = b""
-            offset += len(data)
-            pending += data
-            *complete, pending = pending.split(b"\n")
             now = time.monotonic()
-            with self.lock:
-                self.lines += [Line(now, clean(raw)) for raw in complete]
+            if data:
+                offset += len(data)
+                lines = []
+                if pending and now - pending_at > STALE_PARTIAL_S:
+                    # getty's "login: " waits for a newline until the next console output, which is
+                    # another message: the prompt is a line of its own, timed when it appeared
+                    lines.append(Line(pending_at, clean(pending)))
+                    pending = b""
+                pending_at = pending_at if pending else now
+                *complete, pending = (pending + data).split(b"\n")
+                lines += [Line(pending_at if index == 0 else now, clean(raw)) for index, raw in enumerate(complete)]
+                pending_at = now if complete else pending_at
+                with self.lock:
+                    self.lines += lines
+                    self.partial = Line(pending_at, clean(pending)) if pending else None
             if stopping:
                 return
             time.sleep(POLL_S)
@@ -83,7 +95,7 @@ class ConsoleWatcher:
 
     def snapshot(self) -> list[Line]:
         with self.lock:
-            return list(self.lines)
+            return [*self.lines, self.partial] if self.partial else list(self.lines)
 
     def first(self, milestone: str) -> Line | None:
         patterns = [re.compile(p) for p in PATTERNS[milestone]]

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vdcmanage.bootcheck import probe
 from vdcmanage.bootcheck.console import ConsoleWatcher, without_kernel_time
@@ -27,6 +28,9 @@ from vdcmanage.bootcheck.metadata import MetadataServer, Offer, fresh_hostname
 from vdcmanage.bootcheck.qemu import Accel, QemuSetup, choose_accel, find_qemu, make_overlay, qemu_argv
 from vdcmanage.errors import Refused, VdcError
 from vdcmanage.prepare.target import Target, check_raw_file, locked
+
+if TYPE_CHECKING:
+    import paramiko
 
 POLL_S = 1.0
 STOP_WAIT_S = 10.0
@@ -159,7 +163,7 @@ class Session:
     """One boot: qemu running, the console watched, the instance probed until done or the time limit."""
 
     def __init__(
-        self, setup: QemuSetup, result: BootCheckResult, server: MetadataServer | None, key: object,
+        self, setup: QemuSetup, result: BootCheckResult, server: MetadataServer | None, key: paramiko.PKey,
         options: Options, work: Path,
     ) -> None:  # fmt: skip
         self.setup = setup
