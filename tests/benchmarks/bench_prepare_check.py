@@ -2,7 +2,7 @@
 
 Anchor: `mount -o loop,ro IMAGE DIR && umount DIR` (what an operator's manual check starts with).
 Ours: `vdc-manage image prepare IMAGE --for all --check` (attach, find the root, mount, plan all
-twelve steps, unmount, detach). Both on the same freshly built CentOS 5-like image. Needs root.
+fourteen steps, unmount, detach). Both on the same freshly built CentOS 5-like image. Needs root.
 
     sudo .venv/bin/python tests/benchmarks/bench_prepare_check.py [ROUNDS]
 """
