@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from vdcmanage.cli.failures import notice
 from vdcmanage.cli.main import catalog, group_app
 
 app = group_app("import", "Import a machine image through a hypervisor (IMAGE_TYPE: xen).")
@@ -57,5 +58,5 @@ def xen(
         return
     from vdcmanage.cli.foreground import run_in_foreground
 
-    typer.echo(f"{job.id}: importing {path}", err=True)
+    notice(f"{job.id}: importing {path}")
     raise typer.Exit(run_in_foreground(job.id))
