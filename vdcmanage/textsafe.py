@@ -4,7 +4,7 @@ Names, descriptions, paths, job messages and the stderr of remote commands come 
 image headers and other machines. Printed raw, a newline forges an ``ERROR:`` line or a table row,
 an ESC or a C1 CSI (U+009B) moves the cursor or clears the screen. ``visible`` spells each such
 character out (``\\n``, ``\\x1b``, ``\\x9b``), so what the operator reads is what the catalog holds.
-JSON output does not need it: JSON escapes control characters itself.
+JSON output keeps the exact text: JSON escapes C0 itself, ``json_safe`` the DEL and C1 it leaves raw.
 
 No rich, typer or textual here: the CLI's output seams and the dashboard both use it.
 """
@@ -37,6 +37,16 @@ def visible(text: object) -> str:
 
 def spell_match(match: re.Match[str]) -> str:
     return spelled(match.group())
+
+
+# What json.dumps(ensure_ascii=False) leaves raw although a terminal obeys it: DEL, C1, separators, bidi.
+RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def json_safe(document: str) -> str:
+    """A JSON text with the characters JSON leaves raw (DEL, C1 ...) written as ``\\uXXXX`` escapes:
+    the same document to a parser, inert on a terminal. They can only occur inside strings."""
+    return RAW_IN_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", document)
 
 
 def visible_lines(text: str) -> str:

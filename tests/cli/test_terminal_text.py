@@ -106,7 +106,11 @@ def test_show_records_keep_one_line_per_field(run_cli, hostile_catalog: str) -> 
 
 
 def test_json_holds_the_exact_text(run_cli, hostile_catalog: str) -> None:  # type: ignore[no-untyped-def]
-    image = json.loads(ok(run_cli("image", "show", "wmi-evil", "-f", "json", db=hostile_catalog)))
+    """Exact to a parser, inert on a terminal: C0 escaped by JSON itself, DEL and C1 as \\u escapes."""
+    raw = ok(run_cli("image", "show", "wmi-evil", "-f", "json", db=hostile_catalog))
+    assert_safe(raw)
+    assert "\\u001b[2J\\u009b31m\\u007f" in raw
+    image = json.loads(raw)
     assert (image["description"], image["display_name"]) == (HOSTILE, NAME)
     account = json.loads(ok(run_cli("account", "show", "a-evil", "-f", "json", db=hostile_catalog)))
     assert (account["name"], account["description"]) == (NAME, HOSTILE)
@@ -212,3 +216,15 @@ def test_prepare_reports_escape_target_and_guest_text(run_cli, tmp_path: Path) -
         assert not any(line.startswith("ERROR: forged") for line in result.out.splitlines())
         assert "Target: " + visible(str(root)) in result.out.splitlines()[0]
     assert "\\x1b]0;owned\\x07 \\x1b[2J\\r" in result.out
+
+
+def test_passphrase_prompt_spells_out_the_key_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key file's path comes from the catalog; the prompt goes straight to the terminal."""
+    import getpass
+
+    prompts: list[str] = []
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: prompts.append(prompt) or "")
+    from vdcmanage.cli.host import terminal_prompt
+
+    assert terminal_prompt("/keys/a\x1b[2J\nb") is None
+    assert prompts == ["Passphrase for key /keys/a\\x1b[2J\\nb: "]

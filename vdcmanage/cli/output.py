@@ -2,7 +2,8 @@
 
 Every cell and value of a table or record goes through ``cell``, which spells out control
 characters (vdcmanage/textsafe.py): catalog text cannot add a row, forge an ``ERROR:`` line or
-drive the terminal. JSON is printed exactly (JSON escapes control characters itself).
+drive the terminal. JSON holds the exact text: JSON escapes C0 controls itself, and ``json_safe``
+escapes the DEL and C1 characters it would leave raw.
 
 No typer here: the fast path of ``image show`` (cli/entry.py) prints through this module too.
 """
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from vdcmanage.textsafe import visible, visible_lines
+from vdcmanage.textsafe import json_safe, visible, visible_lines
 
 FORMATS = ("table", "json")
 
@@ -70,7 +71,7 @@ def print_report(text: str) -> None:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_safe(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
 
 
 def when(value: dt.datetime | None) -> str:
