@@ -75,6 +75,10 @@ def hostile_catalog(run_cli, any_catalog_url: str, tmp_path: Path) -> str:  # ty
     ok(run_cli("image", "add", "local", str(image), "-a", "a-evil", "-u", "wmi-evil", "-d", HOSTILE,
                "--display-name", NAME, db=db))
     ok(run_cli("host", "add", NAME, "--address", "127.0.0.1", "--uuid", "hn-evil", db=db))
+    store = tmp_path / "store\x1b[2J\x9b"
+    store.mkdir()
+    ok(run_cli("backupstorage", "add", "--storage-type", "local", "--base-uri", "http://t.example/",
+               "--path", str(store), "--display-name", NAME, "--uuid", "bkst-evil", db=db))
     return db
 
 
@@ -88,6 +92,9 @@ TABLES_AND_RECORDS = [
     ["host", "show"],
     ["host", "list"],
     ["host", "show", "hn-evil"],
+    ["backupstorage", "show"],
+    ["backupstorage", "list"],
+    ["backupstorage", "show", "bkst-evil"],
 ]
 
 
@@ -103,6 +110,8 @@ def test_show_records_keep_one_line_per_field(run_cli, hostile_catalog: str) -> 
     assert f"Name: {NAME_SHOWN}" in image and f"Description: {SHOWN}" in image
     account = ok(run_cli("account", "show", "a-evil", db=hostile_catalog)).splitlines()
     assert f"Name: {NAME_SHOWN}" in account and f"Description: {SHOWN}" in account
+    storage = ok(run_cli("backupstorage", "show", "bkst-evil", db=hostile_catalog)).splitlines()
+    assert f"Display name: {NAME_SHOWN}" in storage and any(line.endswith("/store\\x1b[2J\\x9b") for line in storage)
 
 
 def test_json_holds_the_exact_text(run_cli, hostile_catalog: str) -> None:  # type: ignore[no-untyped-def]
