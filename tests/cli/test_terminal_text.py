@@ -237,3 +237,16 @@ def test_passphrase_prompt_spells_out_the_key_path(monkeypatch: pytest.MonkeyPat
 
     assert terminal_prompt("/keys/a\x1b[2J\nb") is None
     assert prompts == ["Passphrase for key /keys/a\\x1b[2J\\nb: "]
+
+
+def test_every_stderr_line_is_one_escaped_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """The three ways the CLI writes to stderr: a failure, a warning, a note (worker events)."""
+    from vdcmanage.cli.failures import notice, report, warn
+
+    report(f"Host {HOSTILE} is deleted")
+    warn(f"catalog {HOSTILE} was readable by others")
+    notice(f"job-x: {HOSTILE}")
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"ERROR: Host {SHOWN} is deleted", f"WARNING: catalog {SHOWN} was readable by others",
+                                f"job-x: {SHOWN}"]  # fmt: skip
+    assert_safe(err)
