@@ -230,3 +230,31 @@ def test_shown_keeps_styles_and_spells_controls() -> None:
     assert [(result.plain[s.start : s.end]) for s in bold] == ["\\x9b"]
     assert shown("[bold]x\x1b").plain == "[bold]x\\x1b" and not shown("[bold]x").spans
     assert plain(HOSTILE_TEXT).plain == visible(HOSTILE_TEXT) and plain(None).plain == ""
+
+
+def test_widgets_get_catalog_text_only_through_the_plain_helpers() -> None:
+    """``Static``/``Label`` parse a ``str`` as markup: in the dashboard they only ever get fixed text;
+    whatever comes from the catalog goes into ``PlainStatic``, ``plain()`` cells and options."""
+    import ast
+    from pathlib import Path
+
+    def fixed(node: ast.expr) -> bool:
+        if isinstance(node, ast.Constant):
+            return True
+        return isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Text" and all(
+            isinstance(arg, ast.Constant) for arg in node.args
+        )
+
+    tui = Path(__file__).resolve().parents[2] / "tui"
+    offending = []
+    for module in sorted(tui.rglob("*.py")):
+        source = module.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("Static", "Label"):
+                if node.args and not fixed(node.args[0]):
+                    offending.append((module.name, ast.get_source_segment(source, node)))
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("add_row", "update_cell"):
+                cells = [a.value if isinstance(a, ast.Starred) else a for a in node.args]
+                if not all("plain(" in (ast.get_source_segment(source, c) or "") for c in cells[-1:]):
+                    offending.append((module.name, ast.get_source_segment(source, node)))
+    assert offending == []
