@@ -250,10 +250,11 @@ def test_widgets_get_catalog_text_only_through_the_plain_helpers() -> None:
     for module in sorted(tui.rglob("*.py")):
         source = module.read_text()
         for node in ast.walk(ast.parse(source)):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("Static", "Label"):
-                if node.args and not fixed(node.args[0]):
-                    offending.append((module.name, ast.get_source_segment(source, node)))
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("add_row", "update_cell"):
+            if not isinstance(node, ast.Call):
+                continue
+            if getattr(node.func, "id", "") in ("Static", "Label") and node.args and not fixed(node.args[0]):
+                offending.append((module.name, ast.get_source_segment(source, node)))
+            if getattr(node.func, "attr", "") in ("add_row", "update_cell"):
                 cells = [a.value if isinstance(a, ast.Starred) else a for a in node.args]
                 if not all("plain(" in (ast.get_source_segment(source, c) or "") for c in cells[-1:]):
                     offending.append((module.name, ast.get_source_segment(source, node)))
