@@ -20,6 +20,7 @@ from textual.worker import get_current_worker
 from tui.catalog import Clock, catalog_label, error_text, open_catalog_url, redacted_url, release_connection, utc_clock
 from tui.hostcheck import CheckHost, check_host
 from tui.messages import CatalogChanged, CatalogFailed, CatalogOpened, CatalogPolled
+from tui.screens.dialogs import ConfirmDialog
 from tui.screens.help import CatalogErrorScreen, HelpScreen
 from tui.screens.hosts import HostsScreen
 from tui.screens.images import ImagesScreen
@@ -48,8 +49,12 @@ class VdcApp(App[int]):
         Binding("1", "view('images')", "Images", show=False),
         Binding("2", "view('jobs')", "Jobs", show=False),
         Binding("3", "view('hosts')", "Hosts", show=False),
-        Binding("question_mark,f1", "help", "Help", key_display="?"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        # priority: a dialog's own keys too (a modal screen hides the app's other keys); ? is text in a field
+        Binding("f1", "help", "Help", show=False, priority=True),
         Binding("q", "quit", "Quit"),
+        # priority: ctrl+c quits from anywhere, a text field included (Textual would copy the selection)
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
     catalog_status: reactive[str] = reactive("connecting")  # connecting | live | unreachable | not answering
@@ -72,6 +77,8 @@ class VdcApp(App[int]):
         self.catalog_ready = False
         self.catalog_error: str | None = None
         self.last_answer = time.monotonic()
+        # jobs this dashboard runs itself (not queued for a worker): quitting stops them, so it asks first
+        self.foreground_jobs: dict[str, str] = {}  # job id -> what it works on
 
     # --- start-up ------------------------------------------------------------------------------
 
@@ -174,15 +181,39 @@ class VdcApp(App[int]):
     # --- keys ----------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # a dialog is open: finish it first
-        return not (action in ("view", "help") and isinstance(self.screen, ModalScreen | CatalogErrorScreen))
+        if action == "view":  # a dialog is open: finish it first
+            return not isinstance(self.screen, ModalScreen | CatalogErrorScreen)
+        if action == "help":  # a dialog's own keys are worth a look; the help's own are on screen
+            return not isinstance(self.screen, HelpScreen)
+        return True
 
     def action_view(self, mode: str) -> None:
         if mode != self.current_mode:
             self.switch_mode(mode)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.screen))
+
+    async def action_quit(self) -> None:
+        """Quit at once, unless a job this dashboard runs itself would stop with it: then ask."""
+        if not self.foreground_jobs:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmDialog) and self.screen.id == "confirm-quit":
+            self.exit()  # ctrl+c twice: the operator means it
+            return
+        running = ", ".join(f"{job_id} ({visible(what)})" for job_id, what in self.foreground_jobs.items())
+        question = (
+            f"Quit while {running} runs in this dashboard?\n\n"
+            "Quitting stops it; `vdc-manage job retry` resumes it later where it stopped."
+        )
+        dialog = ConfirmDialog("Quit", question, "Quit", "Keep running")
+        dialog.id = "confirm-quit"
+        self.push_screen(dialog, self._quit_answered)
+
+    def _quit_answered(self, yes: bool | None) -> None:
+        if yes:
+            self.exit()
 
 
 def create_app(

@@ -67,10 +67,12 @@ class RowsFailed(Message):
 
 @dataclass(eq=False)
 class ActionDone(Message):
-    """An action on a record finished: ``error`` None means it was done, else why not (nothing changed)."""
+    """An action on a record finished: ``error`` None means it was done, else why not (nothing changed).
+    ``done`` says what was done, in the past tense, for the status line."""
 
     summary: str
     error: str | None = None
+    done: str = ""
 
 
 @dataclass(eq=False)

@@ -53,17 +53,26 @@ def test_help_lists_every_key_of_every_view(tui_catalog: str) -> None:
     drive(make_app(tui_catalog), scenario)
 
 
-def test_views_and_help_keys_wait_while_a_dialog_is_open(tui_catalog: str) -> None:
+def test_view_keys_wait_while_a_dialog_is_open_and_help_shows_its_keys(tui_catalog: str) -> None:
     async def scenario(pilot: Any) -> None:
         await images_ready(pilot)
         await pilot.press("d")
         await wait_until(pilot, lambda: pilot.app.screen.__class__.__name__ == "ConfirmDialog")
-        await pilot.press("2", "question_mark")
+        await pilot.press("2")
         assert pilot.app.screen.__class__.__name__ == "ConfirmDialog"
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: pilot.app.screen.__class__.__name__ == "HelpScreen")
+        assert "Keys here (Confirmations)" in help_text(pilot.app)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: pilot.app.screen.__class__.__name__ == "ConfirmDialog")
         await pilot.press("n")
         await wait_until(pilot, lambda: pilot.app.screen.__class__.__name__ == "ImagesScreen")
 
     drive(make_app(tui_catalog), scenario)
+
+
+def help_text(app: Any) -> str:
+    return str(app.screen.query_one("#help Static").render())
 
 
 def test_every_view_shows_all_its_keys_at_80_columns(tui_catalog: str) -> None:

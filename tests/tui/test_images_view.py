@@ -126,7 +126,7 @@ def test_toggle_features_changes_the_catalog_and_says_so(tui_catalog: str) -> No
     async def scenario(pilot: Any) -> None:
         screen = await images_ready(pilot)
         await pilot.press("v")
-        await wait_until(pilot, lambda: "virtio on for wmi-lucid0: done" in screen.status.text)
+        await wait_until(pilot, lambda: screen.status.text == "✓ virtio on for wmi-lucid0 (press v again to undo)")
         assert image_record("wmi-lucid0")["features"] == {"virtio": True, "acpi": True}
         await wait_until(pilot, lambda: screen.table.selected["features"]["virtio"] is True)
         await pilot.press("a", "v")
@@ -209,7 +209,7 @@ def test_delete_confirmed_removes_the_image_from_the_list(tui_catalog: str) -> N
     async def scenario(pilot: Any) -> None:
         screen = await images_ready(pilot)
         await pilot.press("down", "d", "y")
-        await wait_until(pilot, lambda: "delete wmi-centos62: done" in screen.status.text)
+        await wait_until(pilot, lambda: screen.status.text == "✓ Deleted wmi-centos62")
         await wait_until(pilot, lambda: screen.total == 6)
         assert image_record("wmi-centos62")["state"] == "deleted"
         assert "wmi-centos62" not in shown_ids(screen)

@@ -142,7 +142,7 @@ def test_cancel_asks_then_cancels_a_queued_job(tui_catalog: str) -> None:
         await pilot.press("c")
         await wait_until(pilot, lambda: "Cancel job job-queue001 (fedora-20.raw)?" in screen_text(pilot.app))
         await pilot.press("y")
-        await wait_until(pilot, lambda: "cancel job-queue001: done" in screen.status.text)
+        await wait_until(pilot, lambda: screen.status.text == "✓ Cancelled job-queue001")
         assert job_state("job-queue001") == ("cancelled", False, 0)
         await wait_until(pilot, lambda: "cancelled" in line_of(screen_text(pilot.app), "job-queue001"))
 

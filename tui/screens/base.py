@@ -89,18 +89,31 @@ class DataScreen(Screen[None]):
         if message.tables & self.TABLES and self.vdc.catalog_ready:
             self.reload()
 
-    def run_catalog_action(self, summary: str, call: Callable[[], object]) -> None:
+    def run_catalog_action(self, summary: str, call: Callable[[], object], done: str = "") -> None:
         """Run a catalog action in a worker; its result or refusal comes back as :class:`ActionDone`."""
         self.status.show(f"{summary} …")
-        self.run_worker(partial(self._action_thread, summary, call), thread=True, exit_on_error=False)
+        self.run_worker(partial(self._action_thread, summary, call, done), thread=True, exit_on_error=False)
 
-    def _action_thread(self, summary: str, call: Callable[[], object]) -> None:
+    def confirm_action(self, question: Question, call: Callable[[], object]) -> None:
+        """Ask ``question`` (both choices named); run ``call`` only on yes, and say either way what happened."""
+        from tui.screens.dialogs import ConfirmDialog
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_catalog_action(question.summary, call, question.done)
+            else:
+                self.status.show(question.kept)
+
+        dialog = ConfirmDialog(question.title, question.text, question.confirm, question.keep)
+        self.app.push_screen(dialog, answered)
+
+    def _action_thread(self, summary: str, call: Callable[[], object], done: str) -> None:
         try:
             call_catalog(call)
         except Exception as exc:
             self.post_message(ActionDone(summary, error_text(exc)))
         else:
-            self.post_message(ActionDone(summary))
+            self.post_message(ActionDone(summary, done=done))
 
     def on_action_done(self, message: ActionDone) -> None:
         message.stop()
@@ -110,10 +123,23 @@ class DataScreen(Screen[None]):
         """Show what an action did, then the catalog as it is now; or why it was refused (which changed nothing,
         so the view stays as it is and the refusal stays readable)."""
         if message.error is None:
-            self.status.show(f"✓ {message.summary}: done")
+            self.status.show(f"✓ {message.done or message.summary + ': done'}")
             self.reload()
         else:
             self.status.show(f"{message.summary}: {message.error}", error=True)
+
+
+@dataclass(frozen=True)
+class Question:
+    """A confirmation: the question, both choices named, and what the status line says after each answer."""
+
+    title: str
+    text: str
+    confirm: str  # the choice that acts: "Cancel job"
+    keep: str  # the choice that leaves things as they are: "Keep running"
+    summary: str  # the action while it runs, and in a refusal: "cancel job-1a2b3c4d"
+    done: str  # after it was done: "Cancel requested for job-1a2b3c4d"
+    kept: str  # after the operator said no: "job-1a2b3c4d left running"
 
 
 class PagedScreen(DataScreen, Generic[R, S]):

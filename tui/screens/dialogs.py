@@ -25,28 +25,36 @@ from vdcmanage.textsafe import visible, visible_lines
 
 
 class ConfirmDialog(ModalScreen[bool]):
-    """``question`` with a confirm and a cancel button; cancel has the focus, so a stray Enter changes nothing."""
+    """``question`` ending in both choices named (``[y] cancel job  [n] keep running``); the keep button has
+    the focus, so a stray Enter changes nothing."""
 
     DEFAULT_CLASSES = "dialog-screen"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
+        Binding("question_mark", "app.help", "Keys", show=False),
     ]
 
-    def __init__(self, title: str, question: str, confirm_label: str) -> None:
+    def __init__(self, title: str, question: str, confirm_label: str, keep_label: str = "Keep it") -> None:
         super().__init__()
         self.title_text = title
         self.question = question
         self.confirm_label = confirm_label
+        self.keep_label = keep_label
+
+    @property
+    def choices(self) -> str:
+        return f"[y] {self.confirm_label.lower()}  [n] {self.keep_label.lower()}"
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="confirm"):
             yield PlainStatic(Text(self.title_text, style="bold"), classes="dialog-title")
             yield PlainStatic(Text(self.question), id="question")
+            yield PlainStatic(Text(self.choices, style="bold"), id="choices")
             with Horizontal(classes="buttons"):
                 yield Button(Text(f"{self.confirm_label} (y)"), id="yes", variant="error", compact=True)
-                yield Button(Text("Cancel (n)"), id="no", compact=True)
+                yield Button(Text(f"{self.keep_label} (n)"), id="no", compact=True)
         yield KeyBar()
 
     def on_mount(self) -> None:

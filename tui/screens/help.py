@@ -25,12 +25,25 @@ ABOUT = (
 )
 
 
+KEY_NAMES = {"slash": "/", "question_mark": "?", "enter": "Enter", "escape": "Esc"}
+SECTION_OF = {  # what the help calls the screen or widget whose keys it lists
+    "ImagesScreen": "1 Images",
+    "JobsScreen": "2 Jobs",
+    "JobDetailScreen": "Job detail",
+    "HostsScreen": "3 Hosts and backup storages",
+    "MessagesScreen": "Messages",
+    "ConfirmDialog": "Confirmations",
+    "EditImageDialog": "Forms",
+    "ImportDialog": "Forms",
+    "LazyTable": "Moving in a table",
+    "DataTable": "Moving in a table",
+    "Input": "Typing in a field",
+    "VdcApp": "Everywhere",
+}
+
+
 def key_names(binding: Binding) -> str:
-    names = []
-    for key in binding.key.split(","):
-        key = key.strip()
-        names.append({"slash": "/", "question_mark": "?", "enter": "Enter", "escape": "Esc"}.get(key, key))
-    return ", ".join(names)
+    return ", ".join(KEY_NAMES.get(key.strip(), key.strip()) for key in binding.key.split(","))
 
 
 def binding_lines(title: str, bindings: list[BindingType]) -> Text:
@@ -39,8 +52,27 @@ def binding_lines(title: str, bindings: list[BindingType]) -> Text:
         if not isinstance(binding, Binding):
             binding = Binding(*binding)
         text.append(f"  {key_names(binding):<26}", style="bold")
-        text.append(f"{binding.description or binding.action}\n")
+        text.append(f"{binding.description or binding.action.replace('_', ' ')}\n")
     return text
+
+
+def screen_bindings(screen: Screen[object]) -> list[tuple[str, list[BindingType]]]:
+    """Every key that works on ``screen`` now (its focused widget's, its own, the app's), grouped by whose
+    it is, each binding once with all its keys: what ``active_bindings`` holds one key at a time."""
+    groups: dict[str, dict[tuple[str, str], list[str]]] = {}
+    for key, active in screen.active_bindings.items():
+        binding = active.binding
+        if binding.system:
+            continue
+        name = type(active.node).__name__
+        section = SECTION_OF.get(name, name)
+        keys = groups.setdefault(section, {}).setdefault((binding.action, binding.description), [])
+        if key not in keys:
+            keys.append(key)
+    return [
+        (section, [Binding(",".join(keys), action, description) for (action, description), keys in entries.items()])
+        for section, entries in groups.items()
+    ]
 
 
 def all_bindings() -> list[tuple[str, list[BindingType]]]:
@@ -64,12 +96,28 @@ def all_bindings() -> list[tuple[str, list[BindingType]]]:
 
 
 class HelpScreen(ModalScreen[None]):
+    """The keys of the screen it was opened on (every one that works there now), then those of the other views."""
+
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark,f1", "close", "Close", key_display="esc")]
+
+    def __init__(self, on_screen: Screen[object] | None = None) -> None:
+        super().__init__()
+        # read now: once this screen is open, the keys of the one below are no longer active
+        self.here = screen_bindings(on_screen) if on_screen is not None else []
+        self.here_name = SECTION_OF.get(type(on_screen).__name__, "") if on_screen is not None else ""
 
     def compose(self) -> ComposeResult:
         app: VdcApp = self.app  # type: ignore[assignment]
         text = Text()
         text.append("vdc-manage dashboard — keys\n\n", style="bold")
+        if self.here:
+            name = self.here_name
+            here = sorted(self.here, key=lambda section: (section[0] != name, section[0] == "Everywhere"))
+            text.append(f"Keys here ({name})\n\n", style="bold")
+            for title, bindings in here:
+                text.append_text(binding_lines(title, bindings))
+                text.append("\n")
+            text.append("Every view\n\n", style="bold")
         text.append(f"Catalog: {visible(app.catalog_url)}\n{ABOUT}\n\n")
         for title, bindings in all_bindings():
             text.append_text(binding_lines(title, bindings))

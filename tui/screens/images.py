@@ -16,8 +16,8 @@ from textual.widgets import Input, Label
 
 from tui import format as fmt
 from tui.plain import PlainStatic
-from tui.screens.base import PagedScreen, StatusLine
-from tui.screens.dialogs import ConfirmDialog, EditImageDialog
+from tui.screens.base import PagedScreen, Question, StatusLine
+from tui.screens.dialogs import EditImageDialog
 from tui.widgets.bars import KeyBar, TopBar
 from tui.widgets.lazytable import Column, LazyTable
 from vdcmanage.catalog import browse, images
@@ -112,6 +112,7 @@ class ImagesScreen(PagedScreen[dict[str, Any], browse.ImageSearch]):
         Binding("S", "reverse", "Reverse"),
         Binding("enter", "detail", "Detail", key_display="⏎"),
         Binding("e", "edit", "Edit"),
+        Binding("p", "public", "Public"),
         Binding("v", "virtio", "Virtio"),
         Binding("a", "acpi", "ACPI"),
         Binding("d,delete", "delete", "Delete", key_display="d"),
@@ -267,23 +268,47 @@ class ImagesScreen(PagedScreen[dict[str, Any], browse.ImageSearch]):
             return
         value = not row["features"][name]
         summary = f"{name} {'on' if value else 'off'} for {row['id']}"
-        self.run_catalog_action(summary, partial(images.set_features, row["id"], **{name: value}))
+        done = f"{summary} (press {name[0]} again to undo)"
+        self.run_catalog_action(summary, partial(images.set_features, row["id"], **{name: value}), done)
+
+    def action_public(self) -> None:
+        row = self.selected_image()
+        if row is None:
+            return
+        image_id, public = row["id"], not row["is_public"]
+        word = "public" if public else "private"
+        effect = "every account can see and use it" if public else "only its account can see and use it"
+        question = Question(
+            title=f"Make {image_id} {word}",
+            text=f"Make image {image_id}{quoted_name(row)} {word}?\n\nThen {effect}.",
+            confirm=f"Make {word}",
+            keep=f"Keep {'private' if public else 'public'}",
+            summary=f"make {image_id} {word}",
+            done=f"{image_id} is now {word}",
+            kept=f"{image_id} left {'private' if public else 'public'}",
+        )
+        self.confirm_action(question, partial(images.modify_image, image_id, is_public=public))
 
     def action_delete(self) -> None:
         row = self.selected_image()
         if row is None:
             return
-        name = f" “{visible(row['display_name'])}”" if row["display_name"] else ""
-        question = (
-            f"Delete image {row['id']}{name}?\n\n"
-            "It leaves the listings and its id is never reused; the record stays as deleted. "
-            "The image file itself is not touched."
+        image_id = row["id"]
+        question = Question(
+            title=f"Delete {image_id}",
+            text=(
+                f"Delete image {image_id}{quoted_name(row)}?\n\n"
+                "It leaves the listings and its id is never reused; the record stays as deleted. "
+                "The image file itself is not touched."
+            ),
+            confirm="Delete",
+            keep="Keep it",
+            summary=f"delete {image_id}",
+            done=f"Deleted {image_id}",
+            kept=f"Delete of {image_id} cancelled: the image is unchanged",
         )
-        dialog = ConfirmDialog(f"Delete {row['id']}", question, "Delete")
-        self.app.push_screen(dialog, partial(self._delete_confirmed, row["id"]))
+        self.confirm_action(question, partial(images.delete_image, image_id))
 
-    def _delete_confirmed(self, image_id: str, yes: bool | None) -> None:
-        if yes:
-            self.run_catalog_action(f"delete {image_id}", partial(images.delete_image, image_id))
-        else:
-            self.status.show(f"Delete of {image_id} cancelled")
+
+def quoted_name(row: dict[str, Any]) -> str:
+    return f" “{visible(row['display_name'])}”" if row["display_name"] else ""

@@ -19,8 +19,7 @@ from tui import format as fmt
 from tui.catalog import call_catalog, error_text
 from tui.messages import ActionDone, DetailLoaded
 from tui.plain import PlainStatic
-from tui.screens.base import DataScreen, PagedScreen, StatusLine
-from tui.screens.dialogs import ConfirmDialog
+from tui.screens.base import DataScreen, PagedScreen, Question, StatusLine
 from tui.screens.importer import ImportDialog
 from tui.widgets.bars import KeyBar, TopBar
 from tui.widgets.lazytable import Column, LazyTable
@@ -202,7 +201,7 @@ class JobsScreen(PagedScreen[browse.JobRow, browse.JobSearch]):
     def action_cancel_job(self) -> None:
         job = self.selected_job()
         if job is not None:
-            confirm_cancel(self, job.id, job.label)
+            confirm_cancel(self, job.id, job.label, job.state)
 
     def action_retry_job(self) -> None:
         job = self.selected_job()
@@ -220,22 +219,24 @@ class JobsScreen(PagedScreen[browse.JobRow, browse.JobSearch]):
             self.restart()  # the new job is the newest: first row
 
 
-def confirm_cancel(screen: DataScreen, job_id: str, label: str) -> None:
+def confirm_cancel(screen: DataScreen, job_id: str, label: str, state: str) -> None:
     """Cancelling stops a running import and removes what it made on the host: ask first, naming the job."""
     what = f" ({visible(label)})" if label else ""
-    question = (
-        f"Cancel job {job_id}{what}?\n\n"
-        "A running job stops at its next chunk and removes what it created on the host; "
-        "a job that never ran is cancelled at once."
+    keep = "queued" if state == "queued" else "running"
+    question = Question(
+        title=f"Cancel {job_id}",
+        text=(
+            f"Cancel job {job_id}{what}?\n\n"
+            "A running job stops at its next chunk and removes what it created on the host; "
+            "a job that never ran is cancelled at once."
+        ),
+        confirm="Cancel job",
+        keep=f"Keep {keep}",
+        summary=f"cancel {job_id}",
+        done=f"Cancel of {job_id} requested" if state == "running" else f"Cancelled {job_id}",
+        kept=f"{job_id} left {keep}",
     )
-
-    def answered(yes: bool | None) -> None:
-        if yes:
-            screen.run_catalog_action(f"cancel {job_id}", partial(queue.request_cancel, job_id))
-        else:
-            screen.status.show(f"{job_id} left as it is")
-
-    screen.app.push_screen(ConfirmDialog(f"Cancel {job_id}", question, "Cancel job"), answered)
+    screen.confirm_action(question, partial(queue.request_cancel, job_id))
 
 
 class JobDetailScreen(DataScreen):
@@ -299,7 +300,7 @@ class JobDetailScreen(DataScreen):
 
     def action_cancel_job(self) -> None:
         label = browse.label_of(self.detail["params"]) if self.detail else ""
-        confirm_cancel(self, self.job_id, label)
+        confirm_cancel(self, self.job_id, label, self.detail["state"] if self.detail else "running")
 
     def action_retry_job(self) -> None:
         self.run_catalog_action(f"retry {self.job_id}", partial(queue.retry, self.job_id))
