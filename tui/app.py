@@ -7,8 +7,9 @@ change tokens every second and tells the open view which tables changed.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App
@@ -19,13 +20,21 @@ from textual.worker import get_current_worker
 
 from tui.catalog import Clock, catalog_label, error_text, open_catalog_url, redacted_url, release_connection, utc_clock
 from tui.hostcheck import CheckHost, check_host
+from tui.log import LOG_LIMIT, JobWatch, LogEntry
 from tui.messages import CatalogChanged, CatalogFailed, CatalogOpened, CatalogPolled
+from tui.screens.base import DataScreen
 from tui.screens.dialogs import ConfirmDialog
 from tui.screens.help import CatalogErrorScreen, HelpScreen
 from tui.screens.hosts import HostsScreen
 from tui.screens.images import ImagesScreen
 from tui.screens.jobs import JobsScreen
+from tui.screens.messages import MessagesScreen
 from vdcmanage.textsafe import visible
+
+if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
+
+    from vdcmanage.jobs.browse import JobChange
 
 POLL_INTERVAL_S = 1.0  # what other processes change appears within about this plus one query
 NOT_ANSWERING_AFTER_S = 5.0  # a poll outstanding this long: the catalog is reported as not answering
@@ -49,6 +58,7 @@ class VdcApp(App[int]):
         Binding("1", "view('images')", "Images", show=False),
         Binding("2", "view('jobs')", "Jobs", show=False),
         Binding("3", "view('hosts')", "Hosts", show=False),
+        Binding("m", "messages", "Messages"),
         Binding("question_mark", "help", "Help", key_display="?"),
         # priority: a dialog's own keys too (a modal screen hides the app's other keys); ? is text in a field
         Binding("f1", "help", "Help", show=False, priority=True),
@@ -79,6 +89,8 @@ class VdcApp(App[int]):
         self.last_answer = time.monotonic()
         # jobs this dashboard runs itself (not queued for a worker): quitting stops them, so it asks first
         self.foreground_jobs: dict[str, str] = {}  # job id -> what it works on
+        self.messages: list[LogEntry] = []  # the session's message log (m)
+        self.job_watch = JobWatch(session_start=clock())
 
     # --- start-up ------------------------------------------------------------------------------
 
@@ -135,22 +147,26 @@ class VdcApp(App[int]):
     def watch_catalog(self) -> None:
         """Poll the change tokens; report each round (so a hang is noticed) and what changed."""
         from vdcmanage.catalog.browse import images_token, inventory_token
-        from vdcmanage.jobs.browse import jobs_token
+        from vdcmanage.jobs.browse import jobs_changed_since, jobs_token
 
         worker = get_current_worker()
         previous: dict[str, object] | None = None
+        mark: dt.datetime | None = None  # jobs updated since this are read for the message log
         try:
             while not worker.is_cancelled:
                 try:
                     tokens = {"images": images_token(), "jobs": jobs_token(), "inventory": inventory_token()}
+                    changed = TABLES if previous is None else {k for k in tokens if tokens[k] != previous[k]}
+                    jobs: list[JobChange] = []
+                    if "jobs" in changed or mark is None:
+                        jobs, mark = jobs_changed_since(mark)
                 except Exception as exc:
                     release_connection()  # reconnect on the next round
                     previous = None
                     self.post_message(CatalogPolled(False, frozenset(), error_text(exc)))
                 else:
-                    changed = TABLES if previous is None else {k for k in tokens if tokens[k] != previous[k]}
                     previous = tokens
-                    self.post_message(CatalogPolled(True, frozenset(changed)))
+                    self.post_message(CatalogPolled(True, frozenset(changed), jobs=jobs))
                 worker.cancelled_event.wait(self.poll_interval)
         finally:
             release_connection()
@@ -158,15 +174,50 @@ class VdcApp(App[int]):
     def on_catalog_polled(self, message: CatalogPolled) -> None:
         self.last_answer = time.monotonic()
         if not message.ok:
+            if self.catalog_status != "unreachable":
+                self.record(f"Catalog unreachable: {message.error}", "error")
             self.catalog_status = "unreachable"
             self.catalog_error = message.error
             return
         recovered = self.catalog_status != "live"
+        if recovered and self.catalog_ready:
+            self.record("Catalog answers again", "info")
         self.catalog_status = "live"
         self.catalog_error = None
+        for level, text in self.job_watch.events(message.jobs):
+            self.announce(text, level)
         changed = TABLES if recovered else message.changed
         if changed and self.catalog_ready:
             self.tell_screens(changed)
+
+    # --- messages ------------------------------------------------------------------------------
+
+    def record(self, text: str, level: str = "info") -> None:
+        """Keep a message in the session's log (m), whole, with its time."""
+        at = self.clock().strftime("%H:%M:%S")
+        if self.messages and self.messages[-1].text == text and self.messages[-1].at == at:
+            return  # the same message twice in the same second (a key held down)
+        self.messages.append(LogEntry(at, level, text))
+        del self.messages[:-LOG_LIMIT]
+        for screen in self.screen_stack:
+            if isinstance(screen, MessagesScreen):
+                screen.show_entries()
+
+    def announce(self, text: str, level: str = "info") -> None:
+        """A message nobody asked for (a job event): logged, and on the status line of the view (under any
+        dialog) unless that shows the result of the operator's own action, which matters more to them now."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, DataScreen) and screen.is_mounted:
+                status = screen.status
+                if not status.text or status.from_job:
+                    status.show(text, error=level == "error", from_job=True)
+                    return
+                break
+        self.record(text, level)
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information", **kwargs: Any) -> None:
+        self.record(f"{title}: {message}" if title else message, "error" if severity == "error" else "info")
+        super().notify(message, title=title, severity=severity, **kwargs)
 
     def check_answering(self) -> None:
         if not self.catalog_ready or self.catalog_status == "unreachable":
@@ -181,7 +232,7 @@ class VdcApp(App[int]):
     # --- keys ----------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "view":  # a dialog is open: finish it first
+        if action in ("view", "messages"):  # a dialog is open: finish it first
             return not isinstance(self.screen, ModalScreen | CatalogErrorScreen)
         if action == "help":  # a dialog's own keys are worth a look; the help's own are on screen
             return not isinstance(self.screen, HelpScreen)
@@ -190,6 +241,10 @@ class VdcApp(App[int]):
     def action_view(self, mode: str) -> None:
         if mode != self.current_mode:
             self.switch_mode(mode)
+
+    def action_messages(self) -> None:
+        if not isinstance(self.screen, MessagesScreen):
+            self.push_screen(MessagesScreen())
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.screen))

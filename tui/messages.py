@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from textual.message import Message
@@ -26,6 +26,7 @@ class CatalogPolled(Message):
     ok: bool
     changed: frozenset[str]
     error: str | None = None
+    jobs: list[Any] = field(default_factory=list)  # JobChange: jobs updated since the last round
 
 
 @dataclass(eq=False)

@@ -134,11 +134,7 @@ def test_import_dialog_lists_hostile_names_literally(hostile_catalog: str) -> No
         await wait_until(pilot, lambda: "choose a host" in screen_text(pilot.app), what="the choices")
         from textual.widgets import Select
 
-        for select_id, record_id in (
-            ("#host", "hn-evil0001"),
-            ("#account", "a-evil0001"),
-            ("#storage", "bkst-evil0001"),
-        ):
+        for select_id, record_id in (("#host", "hn-evil0001"), ("#account", "a-evil0001"), ("#storage", "bkst-evil0001")):
             select = pilot.app.screen.query_one(select_id, Select)
             select.focus()
             await pilot.press("enter")  # open the list of choices (a long name wraps there)
@@ -245,10 +241,8 @@ def test_widgets_get_catalog_text_only_through_the_plain_helpers() -> None:
     def fixed(node: ast.expr) -> bool:
         if isinstance(node, ast.Constant):
             return True
-        return (
-            isinstance(node, ast.Call)
-            and getattr(node.func, "id", "") == "Text"
-            and all(isinstance(arg, ast.Constant) for arg in node.args)
+        return isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Text" and all(
+            isinstance(arg, ast.Constant) for arg in node.args
         )
 
     tui = Path(__file__).resolve().parents[2] / "tui"

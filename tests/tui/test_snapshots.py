@@ -99,6 +99,10 @@ CASES = {
     "import_form": (scenario(import_form), (80, 24)),
     "hosts_checked": (scenario(checked_host), (80, 24)),
     "help": (scenario(help_screen), (80, 24)),
+    "messages": (
+        scenario(images, keys("d", "n"), keys("down", "v"), keys("m"), screen_named("MessagesScreen")),
+        (80, 24),
+    ),
 }
 
 

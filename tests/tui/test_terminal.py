@@ -208,9 +208,7 @@ def test_a_dropped_session_ends_the_dashboard_and_loses_nothing(
 
 
 def test_hosts_screen_shows_hostile_names_in_a_real_terminal(
-    dashboard: Callable[..., Tmux],
-    run_cli,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    dashboard: Callable[..., Tmux], run_cli, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
     """The issue's crash, as an operator meets it: ``host add '[/]evil' …`` then the hosts screen. The
     names also carry a window-title change (OSC 2) and a clear-screen: shown spelled out, never obeyed."""

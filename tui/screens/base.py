@@ -43,18 +43,49 @@ class Window(Generic[S]):
     key_of: Callable[[Any], str]
 
 
+STATUS_SHOWN_S = 15.0  # a result stays this long on the status line; the message log (m) keeps it
+
+
 class StatusLine(PlainStatic):
     """The last result: ``✓ done …`` or ``ERROR: …`` (the word, not only the colour, says which), on one
-    line whatever the message quotes (names, paths, remote errors are shown literally)."""
+    line whatever the message quotes (names, paths, remote errors are shown literally). A longer message
+    ends in ``…``; every message goes to the session's log whole. A result clears after a while or when
+    the cursor moves to another row; ``… `` (work under way) stays until its result replaces it."""
 
     DEFAULT_CSS = """
-    StatusLine { height: 1; padding: 0 1; }
+    StatusLine { height: 1; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     StatusLine.-error { color: $error; text-style: bold; }
     """
 
-    def show(self, message: str, *, error: bool = False) -> None:
+    def __init__(self, content: str = "", **kwargs: object) -> None:
+        super().__init__(content, **kwargs)
+        self.busy = False
+        self.from_job = False  # a job event, not the answer to something the operator did
+
+    def show(self, message: str, *, error: bool = False, from_job: bool = False) -> None:
+        text = f"ERROR: {message}" if error else message
         self.set_class(error, "-error")
-        self.update(plain(f"ERROR: {message}" if error else message))
+        self.update(plain(text))
+        self.busy = message.endswith("…")
+        self.from_job = from_job
+        record_message = getattr(self.app, "record", None)
+        if record_message is not None:
+            record_message(text, "error" if error else "job" if from_job else "info")
+        if not self.busy:
+            self.clear_timer(STATUS_SHOWN_S)
+
+    def clear_timer(self, seconds: float) -> None:
+        self.set_timer(seconds, partial(self._expire, self.text))
+
+    def _expire(self, shown: str) -> None:
+        if self.text == shown:
+            self.clear()
+
+    def clear(self) -> None:
+        """The message no longer applies (it stays in the log)."""
+        if not self.busy:
+            self.set_class(False, "-error")
+            self.update("")
 
     @property
     def text(self) -> str:
@@ -80,6 +111,11 @@ class DataScreen(Screen[None]):
 
     def reload(self) -> None:
         """Ask the catalog again for what this view shows (in a worker)."""
+
+    @on(LazyTable.Moved)
+    def _status_follows_cursor(self) -> None:
+        """A message about the row that was selected does not apply to another one."""
+        self.status.clear()
 
     def on_screen_resume(self) -> None:
         if self.vdc.catalog_ready:

@@ -81,6 +81,7 @@ def all_bindings() -> list[tuple[str, list[BindingType]]]:
     from tui.screens.hosts import HostsScreen
     from tui.screens.images import ImagesScreen
     from tui.screens.jobs import JobDetailScreen, JobsScreen
+    from tui.screens.messages import MessagesScreen
     from tui.widgets.lazytable import LazyTable
 
     return [
@@ -89,6 +90,7 @@ def all_bindings() -> list[tuple[str, list[BindingType]]]:
         ("1 Images", ImagesScreen.BINDINGS),
         ("2 Jobs", JobsScreen.BINDINGS),
         ("Job detail", JobDetailScreen.BINDINGS),
+        ("Messages", MessagesScreen.BINDINGS),
         ("3 Hosts and backup storages", HostsScreen.BINDINGS),
         ("Forms", FormDialog.BINDINGS),
         ("Confirmations", ConfirmDialog.BINDINGS),

@@ -123,6 +123,9 @@ class LazyTable(ScrollView, Generic[R], can_focus=True):
         def control(self) -> LazyTable[object]:
             return self.table
 
+    class Moved(Message):
+        """The operator moved the cursor (a key or a click), not a reload."""
+
     class PagesWanted(Message):
         """Pages of the current generation that are on (or next to) the screen and not loaded."""
 
@@ -265,26 +268,30 @@ class LazyTable(ScrollView, Generic[R], can_focus=True):
         self.post_message(self.Highlighted(self, self.cursor_row, self.selected))  # type: ignore[arg-type]
 
     def action_cursor_up(self) -> None:
-        self.cursor_row -= 1
+        self.move_to(self.cursor_row - 1)
 
     def action_cursor_down(self) -> None:
-        self.cursor_row += 1
+        self.move_to(self.cursor_row + 1)
 
     def action_page_up(self) -> None:
-        self.cursor_row -= self.viewport_rows
+        self.move_to(self.cursor_row - self.viewport_rows)
 
     def action_page_down(self) -> None:
-        self.cursor_row += self.viewport_rows
+        self.move_to(self.cursor_row + self.viewport_rows)
 
     def action_first(self) -> None:
-        self.cursor_row = 0
+        self.move_to(0)
 
     def action_last(self) -> None:
-        self.cursor_row = max(0, self.total - 1)
+        self.move_to(max(0, self.total - 1))
 
     def on_click(self, event: events.Click) -> None:
         if event.y >= 1:
-            self.cursor_row = int(self.scroll_y) + event.y - 1
+            self.move_to(int(self.scroll_y) + event.y - 1)
+
+    def move_to(self, index: int) -> None:
+        self.cursor_row = index
+        self.post_message(self.Moved())
 
     # --- scrolling and page requests -----------------------------------------------------------
 

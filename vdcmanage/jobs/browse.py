@@ -221,3 +221,30 @@ def step_detail(step: JobStep, now: dt.datetime) -> dict[str, Any]:
         "rate": rate,
         "error": step.error,
     }
+
+
+@dataclass(frozen=True)
+class JobChange:
+    """What a job is now, for a session's log of job events: its state, step and error."""
+
+    id: str
+    state: str
+    current_step: str | None
+    error: str | None
+    label: str
+    created_at: dt.datetime
+
+
+def jobs_changed_since(since: dt.datetime | None, limit: int = 500) -> tuple[list[JobChange], dt.datetime | None]:
+    """Jobs updated at or after ``since``, and the mark for the next call; with ``since`` None, the queued and
+    running jobs (what a watcher starts from). ``at or after``: a change in the same clock tick as the last
+    one is not lost; the caller compares states, so a job seen twice is reported once."""
+    newest = Job.select(peewee.fn.MAX(Job.updated_at)).scalar()
+    columns = (Job.id, Job.state, Job.current_step, Job.error, Job.params, Job.created_at)
+    which = Job.state.in_(("queued", "running")) if since is None else Job.updated_at >= since
+    query = Job.select(*columns).where(which).order_by(Job.updated_at, Job.id).limit(limit)
+    changes = [
+        JobChange(job.id, job.state, job.current_step, job.error, job_label(job.params), job.created_at)
+        for job in query
+    ]
+    return changes, newest if newest is not None else since or dt.datetime.min
