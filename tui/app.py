@@ -8,6 +8,8 @@ change tokens every second and tells the open view which tables changed.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import sys
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -305,14 +307,26 @@ def main(argv: list[str] | None = None) -> int:
         return int(exit_code_for(exc))
 
 
+def monochrome_terminal() -> bool:
+    """Whether the terminal (``$TERM``'s terminfo entry) has fewer than 8 colours: ``vt100``, ``xterm-mono``."""
+    import curses
+
+    try:
+        curses.setupterm(os.environ.get("TERM", "dumb"), sys.stdout.fileno())
+        return curses.tigetnum("colors") < 8
+    except (curses.error, OSError, ValueError):
+        return False
+
+
 def run(db_url: str) -> int:
     """Run the dashboard in this terminal until the operator quits; refuse when there is no terminal."""
-    import sys
 
     from vdcmanage.errors import InvalidArgument
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise InvalidArgument("The dashboard needs a terminal (stdin and stdout); use the image and job commands")
+    if monochrome_terminal():
+        os.environ.setdefault("NO_COLOR", "1")  # Textual then draws in greys; states are in words anyway
     app = create_app(db_url)
     app.run()
     return app.return_code or 0

@@ -14,6 +14,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, TextArea
 
@@ -65,6 +66,16 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class MarkedCheckbox(Checkbox):
+    """A checkbox whose mark alone says whether it is ticked: ``X`` or blank. Textual draws the ``X`` either
+    way and tells them apart by colour only, which NO_COLOR and a monochrome terminal take away."""
+
+    @property
+    def _button(self) -> Content:
+        self.BUTTON_INNER = "X" if self.value else " "  # read by the drawing below, on every render
+        return super()._button
 
 
 class FormDialog(ModalScreen[str]):
@@ -164,7 +175,7 @@ class EditImageDialog(FormDialog):
                 yield Label("Display name")
                 yield Input(self.shown["display_name"], id="display-name", compact=True, max_length=255)
                 yield Label("Public")
-                yield Checkbox("visible to every account", self.shown["is_public"], id="public", compact=True)
+                yield MarkedCheckbox("visible to every account", self.shown["is_public"], id="public", compact=True)
             yield Label("Description (may span lines)")
             yield TextArea(
                 self.shown["description"], id="description", soft_wrap=True, show_line_numbers=False, compact=True
