@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -21,6 +22,7 @@ from tui.messages import ActionDone, HostChecked, InventoryLoaded
 from tui.plain import PlainStatic, plain
 from tui.screens.base import DataScreen, StatusLine
 from tui.widgets.bars import KeyBar, TopBar
+from tui.widgets.lazytable import fit_text
 from vdcmanage.catalog import browse
 from vdcmanage.textsafe import visible
 
@@ -153,14 +155,9 @@ class HostsScreen(DataScreen):
     def compose(self) -> ComposeResult:
         yield TopBar()
         yield Label("Hosts", classes="section")
-        hosts: DataTable[Text] = DataTable(id="hosts", cursor_type="row", zebra_stripes=False)
-        for label in HOST_COLUMNS:
-            hosts.add_column(label, key=label.lower())
-        yield hosts
+        yield DataTable(id="hosts", cursor_type="row", zebra_stripes=False)
         yield Label("Backup storages", classes="section")
-        storages: DataTable[Text] = DataTable(id="storages", cursor_type="row")
-        storages.add_columns(*STORAGE_COLUMNS)
-        yield storages
+        yield DataTable(id="storages", cursor_type="row")
         with VerticalScroll(id="check-pane", classes="detail-pane"):
             yield PlainStatic("", id="check-result")
         yield StatusLine("")
@@ -189,9 +186,17 @@ class HostsScreen(DataScreen):
 
     def on_inventory_loaded(self, message: InventoryLoaded) -> None:
         self.hosts, self.storages = message.hosts, message.storages
-        fill(self.host_table, [(h["id"], host_cells(h, self.checks.get(h["id"]))) for h in message.hosts])
-        fill(self.query_one("#storages", DataTable), [(s["id"], storage_cells(s)) for s in message.storages])
+        self.fill_tables()
         self.show_check()
+
+    def fill_tables(self) -> None:
+        hosts = [(h["id"], host_cells(h, self.checks.get(h["id"]))) for h in self.hosts]
+        fill(self.host_table, hosts, HOST_COLUMNS)
+        storages = [(s["id"], storage_cells(s)) for s in self.storages]
+        fill(self.query_one("#storages", DataTable), storages, STORAGE_COLUMNS)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.fill_tables)
 
     def show_result(self, message: ActionDone) -> None:
         if message.error:
@@ -257,9 +262,8 @@ class HostsScreen(DataScreen):
             self.status.show(f"host check {message.host_id}: {result.error or 'failed'}", error=True)
 
     def update_check_cell(self, host_id: str) -> None:
-        table = self.host_table
-        if host_id in {str(k.value) for k in table.rows}:
-            table.update_cell(host_id, "check", plain(self.checks[host_id].word), update_width=True)
+        if host_id in {str(k.value) for k in self.host_table.rows}:
+            self.fill_tables()  # the column may need to be wider
 
 
 def selected_record(table: DataTable[Text], records: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -269,14 +273,36 @@ def selected_record(table: DataTable[Text], records: list[dict[str, Any]]) -> di
     return next((record for record in records if record["id"] == key), None)
 
 
-def fill(table: DataTable[Text], rows: list[tuple[str, tuple[str, ...]]]) -> None:
-    """Replace the rows, keeping the cursor on the same record where it still exists. Cells are
-    ``Text``: a ``str`` cell would be parsed as markup (a host named ``[/]x`` broke the view)."""
+def fill(table: DataTable[Text], rows: list[tuple[str, tuple[str, ...]]], labels: tuple[str, ...]) -> None:
+    """Replace the rows, keeping the cursor on the same record where it still exists. Columns are sized to
+    the table's width, and a cell too long for its column ends in ``…``: DataTable would cut a path or an
+    address at the table's edge without a sign. Cells are ``Text``: a ``str`` cell would be parsed as markup
+    (a host named ``[/]x`` broke the view)."""
     selected = None
     if table.row_count:
         selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-    table.clear()
-    for key, cells in rows:
-        table.add_row(*(plain(fmt.one_line(c)) for c in cells), key=key)
+    texts = [[visible(fmt.one_line(c)) for c in cells] for _, cells in rows]  # measured as they will show
+    room = (table.size.width or table.screen.size.width) - 2 * table.cell_padding * len(labels) - 1
+    widths = fit_widths(labels, texts, room)
+    table.clear(columns=True)
+    for label, width in zip(labels, widths, strict=True):
+        table.add_column(label, width=width, key=label.lower())
+    for (key, _), cells in zip(rows, texts, strict=True):
+        table.add_row(*(plain(fit_text(c, w, "left").rstrip()) for c, w in zip(cells, widths, strict=True)), key=key)
     if selected is not None and selected in {key for key, _ in rows}:
         table.move_cursor(row=table.get_row_index(selected), animate=False)
+
+
+MIN_COLUMN = 6  # a cut column keeps at least this much (five characters and the …)
+
+
+def fit_widths(labels: tuple[str, ...], rows: list[list[str]], room: int) -> list[int]:
+    """Each column as wide as its longest cell; while they do not fit in ``room``, the widest gives a cell.
+    The ids (the first column) stay whole: they are what an operator types next."""
+    widths = [max([len(label), *(cell_len(row[i]) for row in rows)]) for i, label in enumerate(labels)]
+    while sum(widths) > room:
+        wide = [i for i, w in enumerate(widths) if i and w > max(MIN_COLUMN, len(labels[i]))]
+        if not wide:
+            break  # narrower than every column's minimum: the table scrolls no further
+        widths[max(wide, key=lambda i: widths[i])] -= 1
+    return widths

@@ -30,7 +30,7 @@ COLUMNS = [
     Column("arch", "Arch", 6, drop=4),
     Column("format", "Fmt", 5, drop=5),
     Column("size", "Size", 5, align="right"),
-    Column("virtual_size", "VSize", 5, align="right", drop=6),
+    Column("virtual_size", "VSize", 6, align="right", drop=6),  # 6: "VSize▼" when sorted by it
     Column("state", "State", 9),
     Column("created", "Created (UTC)", 16, drop=7),
 ]

@@ -48,12 +48,13 @@ class Column:
     drop: int = 0
 
 
-def fit_columns(columns: list[Column], width: int) -> list[tuple[Column, int]]:
-    """The columns that fit in ``width`` cells and the width each gets (the flex one takes the rest)."""
+def fit_columns(columns: list[Column], width: int, keep: str | None = None) -> list[tuple[Column, int]]:
+    """The columns that fit in ``width`` cells and the width each gets (the flex one takes the rest).
+    The column ``keep`` (the sort column) stays: a table sorted by what it does not show reads as unsorted."""
     shown = list(columns)
     while True:
         fixed = sum(c.width for c in shown) + GAP * (len(shown) - 1)
-        droppable = [c for c in shown if c.drop]
+        droppable = [c for c in shown if c.drop and c.key != keep]
         if fixed <= width or not droppable:
             break
         shown.remove(max(droppable, key=lambda c: c.drop))
@@ -165,7 +166,7 @@ class LazyTable(ScrollView, Generic[R], can_focus=True):
         self.sort_descending = False
         self._pages: dict[int, list[R]] = {}
         self._requested: set[int] = set()
-        self._fit_cache: tuple[int, list[tuple[Column, int]]] | None = None
+        self._fit_cache: tuple[tuple[int, str | None], list[tuple[Column, int]]] | None = None
 
     # --- data in -------------------------------------------------------------------------------
 
@@ -336,8 +337,8 @@ class LazyTable(ScrollView, Generic[R], can_focus=True):
     # --- rendering -----------------------------------------------------------------------------
 
     def _fitted(self, width: int) -> list[tuple[Column, int]]:
-        if self._fit_cache is None or self._fit_cache[0] != width:
-            self._fit_cache = (width, fit_columns(self.columns, width))
+        if self._fit_cache is None or self._fit_cache[0] != (width, self.sort_key):
+            self._fit_cache = ((width, self.sort_key), fit_columns(self.columns, width, self.sort_key))
         return self._fit_cache[1]
 
     def render_line(self, y: int) -> Strip:
