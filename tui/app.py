@@ -244,6 +244,16 @@ class VdcApp(App[int]):
         if mode != self.current_mode:
             self.switch_mode(mode)
 
+    def show_image(self, image_id: str) -> None:
+        """The images view with ``image_id`` selected (wherever it is in the order; the filter is cleared)."""
+        if self.current_mode != "images":
+            self.switch_mode("images")
+        while len(self.screen_stack) > 1:
+            self.pop_screen()  # a job's detail opened from the images view
+        screen = self.screen_stack[0]
+        assert isinstance(screen, ImagesScreen)
+        screen.select(image_id)
+
     def action_messages(self) -> None:
         if not isinstance(self.screen, MessagesScreen):
             self.push_screen(MessagesScreen())

@@ -107,3 +107,12 @@ class HostChecked(Message):
     host_id: str
     result: Any
     finished_at: str
+
+
+@dataclass(eq=False)
+class ImageOfJob(Message):
+    """The image a job makes and its state in the catalog (None: not registered yet), for ``g``."""
+
+    job_id: str
+    image_id: str | None
+    state: str | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -101,7 +102,7 @@ def test_failure_names_the_step_and_retry_resumes(any_catalog: str, tmp_path: Pa
     assert runner.run_job(queue.claim_next("w1"), "w1").state == "failed"  # type: ignore[arg-type]
     failed = Job.get_by_id(job.id)
     assert failed.error == "Step work failed: simulated failure at chunk 2"
-    with pytest.raises(Refused, match="only failed jobs"):
+    with pytest.raises(Refused, match="only failed or cancelled jobs"):
         queue.retry(submit(tmp_path).id)
     queue.retry(job.id)
     assert runner.run_job(queue.claim_next("w1", job_id=job.id), "w1").state == "succeeded"  # type: ignore[arg-type]
@@ -178,3 +179,27 @@ def test_progress_is_written_by_the_heartbeat(any_catalog: str, tmp_path: Path) 
     thread.join(10)
     assert seen.current_step == "work" and 0 < seen.bytes_done <= 40 and seen.bytes_total == 40
     assert seen.heartbeat_at is not None and (utcnow() - seen.heartbeat_at).total_seconds() < 5
+
+
+def test_a_cancelled_job_retried_runs_every_step_again(any_catalog: str, tmp_path: Path) -> None:
+    """The cancel removed what the done steps had made: nothing of them is kept."""
+    from vdcmanage.catalog.models import JobStep
+
+    job = submit(tmp_path, total=1000, slow=0.02)
+    claimed = queue.claim_next("w1")
+    result: list[str] = []
+    thread = threading.Thread(target=lambda: result.append(runner.run_job(claimed, "w1").state))  # type: ignore[arg-type]
+    thread.start()
+    time.sleep(0.5)
+    queue.request_cancel(job.id)
+    thread.join(10)
+    assert result == ["cancelled"]
+    retried = queue.retry(job.id)
+    assert (retried.state, retried.cancel_requested, retried.current_step, retried.bytes_done) == ("queued", False, None, 0)
+    steps = JobStep.select().where(JobStep.job == job.id)
+    assert {(s.state, s.detail, s.bytes_done, s.started_at) for s in steps} == {("pending", None, 0, None)}
+    (tmp_path / "out.txt").unlink()
+    params = json.dumps({"out": str(tmp_path / "out.txt"), "total": 2})  # a shorter run this time
+    Job.update(params=params).where(Job.id == job.id).execute()
+    assert runner.run_job(queue.claim_next("w1", job_id=job.id), "w1").state == "succeeded"  # type: ignore[arg-type]
+    assert lines(tmp_path) == ["prepare", "chunk 1", "chunk 2", "finish"]  # from the first step

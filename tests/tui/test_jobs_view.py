@@ -171,7 +171,7 @@ def test_refused_cancel_and_retry_show_why_and_change_nothing(tui_catalog: str) 
         await select(pilot, screen, "job-run00001")
         await pilot.press("r")
         await wait_until(pilot, lambda: "retry job-run00001:" in screen.status.text)
-        assert "Job job-run00001 is running; only failed jobs can be retried" in screen.status.text
+        assert "Job job-run00001 is running; only failed or cancelled jobs can be retried" in screen.status.text
         assert job_state("job-run00001") == ("running", False, 1)
 
     drive(make_app(tui_catalog), scenario)
@@ -182,7 +182,7 @@ def test_retry_queues_a_failed_job_again(tui_catalog: str) -> None:
         screen = await jobs_ready(pilot)
         await select(pilot, screen, "job-fail0001")
         await pilot.press("r")
-        await wait_until(pilot, lambda: "retry job-fail0001: done" in screen.status.text)
+        await wait_until(pilot, lambda: screen.status.text == "✓ job-fail0001 queued again")
         assert job_state("job-fail0001") == ("queued", False, 1)
         await wait_until(pilot, lambda: "queued" in line_of(screen_text(pilot.app), "job-fail0001"))
 

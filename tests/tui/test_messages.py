@@ -23,7 +23,7 @@ async def open_log(pilot: Any) -> str:
 
 
 def test_a_long_refusal_ends_in_an_ellipsis_and_the_log_has_it_whole(tui_catalog: str) -> None:
-    whole = "ERROR: retry job-run00001: Job job-run00001 is running; only failed jobs can be retried"
+    whole = "ERROR: retry job-run00001: Job job-run00001 is running; only failed or cancelled jobs can be retried"
 
     async def scenario(pilot: Any) -> None:
         screen = await jobs_ready(pilot)

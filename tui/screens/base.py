@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from tui.catalog import call_catalog, error_text
-from tui.messages import ActionDone, CatalogChanged, RowsCounted, RowsFailed, RowsLoaded, RowsPage
+from tui.messages import ActionDone, CatalogChanged, ImageOfJob, RowsCounted, RowsFailed, RowsLoaded, RowsPage
 from tui.plain import PlainStatic, plain
 from tui.widgets.lazytable import LazyTable
 
@@ -125,6 +125,46 @@ class DataScreen(Screen[None]):
         if message.tables & self.TABLES and self.vdc.catalog_ready:
             self.reload()
 
+    # --- going to related records, copying ids ---------------------------------------------------
+
+    def copy_id(self, value: str | None, what: str) -> None:
+        """``y``: the id to the terminal's clipboard with OSC 52, which travels through SSH and tmux."""
+        if value is None:
+            self.status.show(f"No {what} selected", error=True)
+            return
+        self.app.copy_to_clipboard(value)
+        self.status.show(f"Copied {value} (sent to the terminal's clipboard with OSC 52)")
+
+    def go_to_job(self, job_id: str) -> None:
+        from tui.screens.jobs import JobDetailScreen
+
+        self.app.push_screen(JobDetailScreen(job_id))
+
+    def go_to_image_of(self, job_id: str) -> None:
+        """``g`` on a job: find its image in a worker, then show it in the images view (or say why not)."""
+        self.run_worker(partial(self._image_of_thread, job_id), thread=True, exit_on_error=False)
+
+    def _image_of_thread(self, job_id: str) -> None:
+        from vdcmanage.jobs.browse import image_of_job
+
+        try:
+            image_id, state = call_catalog(image_of_job, job_id)
+        except Exception as exc:
+            self.post_message(ActionDone(f"find the image of {job_id}", error_text(exc)))
+        else:
+            self.post_message(ImageOfJob(job_id, image_id, state))
+
+    def on_image_of_job(self, message: ImageOfJob) -> None:
+        image_id = message.image_id
+        if image_id is None:
+            self.status.show(f"{message.job_id} makes no image", error=True)
+        elif message.state is None:
+            self.status.show(f"{image_id} is not in the catalog yet: {message.job_id} registers it when it succeeds")
+        elif message.state == "deleted":
+            self.status.show(f"{image_id}, made by {message.job_id}, was deleted", error=True)
+        else:
+            self.vdc.show_image(image_id)
+
     def run_catalog_action(self, summary: str, call: Callable[[], object], done: str = "") -> None:
         """Run a catalog action in a worker; its result or refusal comes back as :class:`ActionDone`."""
         self.status.show(f"{summary} …")
@@ -187,6 +227,7 @@ class PagedScreen(DataScreen, Generic[R, S]):
         super().__init__()
         self.generation = 0
         self.total: int | None = None
+        self.select_next: str | None = None  # a row to go to on the next load (g from another view)
 
     @property
     def table(self) -> LazyTable[R]:
@@ -214,6 +255,7 @@ class PagedScreen(DataScreen, Generic[R, S]):
         table = self.table
         selected = table.selected
         keep = table.key_of(selected) if selected is not None else None
+        keep = self.select_next or keep  # until a load that asked for it answers
         rows = set(table.visible_range()) | {table.cursor_row}
         pages = sorted({i // table.page_size for i in rows}) or [0]
         self._start_load(keep, table.cursor_row, pages, count_first=True)
@@ -283,6 +325,7 @@ class PagedScreen(DataScreen, Generic[R, S]):
     def on_rows_loaded(self, message: RowsLoaded) -> None:
         if message.generation != self.generation:
             return
+        self.select_next = None
         table = self.table
         pages = message.pages
         provisional = max((p * table.page_size + len(rows) for p, rows in pages.items()), default=0)

@@ -141,6 +141,7 @@ class HostsScreen(DataScreen):
     TABLES: ClassVar[frozenset[str]] = frozenset({"inventory"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "check", "Check host"),
+        Binding("y", "copy_id", "Copy id"),
         Binding("tab", "app.focus_next", "Next table", key_display="tab"),
         Binding("ctrl+r", "reload", "Reload", show=False),
     ]
@@ -226,6 +227,11 @@ class HostsScreen(DataScreen):
             return
         host = selected_record(self.host_table, self.hosts)
         pane.update(host_text(host, self.checks.get(host["id"])) if host else Text("No hosts: vdc-manage host add"))
+
+    def action_copy_id(self) -> None:
+        table = self.query_one(f"#{self.showing}", DataTable)
+        key = None if table.row_count == 0 else table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        self.copy_id(key, "host" if self.showing == "hosts" else "backup storage")
 
     def action_check(self) -> None:
         host_id = self.selected_host()

@@ -116,6 +116,8 @@ class ImagesScreen(PagedScreen[dict[str, Any], browse.ImageSearch]):
         Binding("v", "virtio", "Virtio"),
         Binding("a", "acpi", "ACPI"),
         Binding("d,delete", "delete", "Delete", key_display="d"),
+        Binding("g", "goto_job", "Its job"),
+        Binding("y", "copy_id", "Copy id"),
         Binding("ctrl+r", "reload", "Reload", show=False),
     ]
 
@@ -232,6 +234,28 @@ class ImagesScreen(PagedScreen[dict[str, Any], browse.ImageSearch]):
 
     def action_reload(self) -> None:
         self.reload()
+
+    def select(self, image_id: str) -> None:
+        """Select ``image_id`` wherever it is in the current order; a filter that hides it is cleared."""
+        self.search = replace(self.search, text="")
+        self.query_one("#filter", Input).value = ""
+        self.select_next = image_id
+        self.reload()
+        self.show_summary()
+        self.set_focus(self.table)
+
+    def action_goto_job(self) -> None:
+        row = self.selected_image()
+        if row is None:
+            return
+        if row["job_id"]:
+            self.go_to_job(row["job_id"])
+        else:
+            self.status.show(f"{row['id']} was not made by a job (it was added with image add)", error=True)
+
+    def action_copy_id(self) -> None:
+        row = self.table.selected
+        self.copy_id(row["id"] if row else None, "image")
 
     # --- detail and actions ------------------------------------------------------------------------
 

@@ -100,6 +100,8 @@ class JobsScreen(PagedScreen[browse.JobRow, browse.JobSearch]):
         Binding("c", "cancel_job", "Cancel job"),
         Binding("r", "retry_job", "Retry"),
         Binding("i", "import", "Import"),
+        Binding("g", "goto_image", "Its image"),
+        Binding("y", "copy_id", "Copy id"),
         Binding("ctrl+r", "reload", "Reload", show=False),
     ]
 
@@ -206,7 +208,16 @@ class JobsScreen(PagedScreen[browse.JobRow, browse.JobSearch]):
     def action_retry_job(self) -> None:
         job = self.selected_job()
         if job is not None:
-            self.run_catalog_action(f"retry {job.id}", partial(queue.retry, job.id))
+            retry(self, job.id)
+
+    def action_goto_image(self) -> None:
+        job = self.selected_job()
+        if job is not None:
+            self.go_to_image_of(job.id)
+
+    def action_copy_id(self) -> None:
+        job = self.table.selected
+        self.copy_id(job.id if job else None, "job")
 
     def action_import(self) -> None:
         self.app.push_screen(ImportDialog(), self._import_closed)
@@ -217,6 +228,11 @@ class JobsScreen(PagedScreen[browse.JobRow, browse.JobSearch]):
             self.search = replace(self.search, text="", state=None)
             self.query_one("#filter", Input).value = ""
             self.restart()  # the new job is the newest: first row
+
+
+def retry(screen: DataScreen, job_id: str) -> None:
+    """Queue a failed job to resume, or a cancelled one to start over (retrying only queues: no question)."""
+    screen.run_catalog_action(f"retry {job_id}", partial(queue.retry, job_id), f"{job_id} queued again")
 
 
 def confirm_cancel(screen: DataScreen, job_id: str, label: str, state: str) -> None:
@@ -248,6 +264,8 @@ class JobDetailScreen(DataScreen):
         Binding("escape,backspace", "back", "Back", key_display="esc"),
         Binding("c", "cancel_job", "Cancel job"),
         Binding("r", "retry_job", "Retry"),
+        Binding("enter,g", "goto_image", "Its image", key_display="g"),
+        Binding("y", "copy_id", "Copy id"),
     ]
 
     def __init__(self, job_id: str) -> None:
@@ -303,7 +321,13 @@ class JobDetailScreen(DataScreen):
         confirm_cancel(self, self.job_id, label, self.detail["state"] if self.detail else "running")
 
     def action_retry_job(self) -> None:
-        self.run_catalog_action(f"retry {self.job_id}", partial(queue.retry, self.job_id))
+        retry(self, self.job_id)
+
+    def action_goto_image(self) -> None:
+        self.go_to_image_of(self.job_id)
+
+    def action_copy_id(self) -> None:
+        self.copy_id(self.job_id, "job")
 
 
 PARAM_LABELS = {

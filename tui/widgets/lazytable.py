@@ -78,7 +78,7 @@ class LazyTable(ScrollView, Generic[R], can_focus=True):
         Binding("down,j", "cursor_down", "Down", show=False),
         Binding("pageup,ctrl+b", "page_up", "Page up", show=False),
         Binding("pagedown,ctrl+f,space", "page_down", "Page down", show=False),
-        Binding("home,g", "first", "First", show=False),
+        Binding("home", "first", "First", show=False),  # g: go to the related record (image <-> job)
         Binding("end,G", "last", "Last", show=False),
     ]
 

@@ -15,7 +15,7 @@ from typing import Any
 import peewee
 
 from vdcmanage.catalog.browse import ChangeToken, change_token, check_page, check_search_text, row_position
-from vdcmanage.catalog.models import Job, JobLog, JobStep
+from vdcmanage.catalog.models import Image, Job, JobLog, JobStep
 from vdcmanage.catalog.records import iso
 from vdcmanage.errors import InvalidArgument
 from vdcmanage.jobs.queue import LOG_TAIL, STALE_AFTER_S, STATES, get_job
@@ -248,3 +248,22 @@ def jobs_changed_since(since: dt.datetime | None, limit: int = 500) -> tuple[lis
         for job in query
     ]
     return changes, newest if newest is not None else since or dt.datetime.min
+
+
+def image_of_job(key: str) -> tuple[str | None, str | None]:
+    """The image a job makes (from its result, else the id its import was given at submission) and that
+    image's state in the catalog: ``None`` while it is not registered yet; ``(None, None)``: no image."""
+    job = get_job(key)
+    image_id = None
+    for stored in (job.result, job.params):
+        try:
+            value = json.loads(stored or "{}")
+        except ValueError:
+            continue
+        if isinstance(value, dict) and isinstance(value.get("image_id"), str):
+            image_id = value["image_id"]
+            break
+    if image_id is None:
+        return None, None
+    state = Image.select(Image.state).where(Image.id == image_id).scalar()
+    return image_id, state

@@ -168,10 +168,16 @@ def finish_step(job_id: str, name: str, state: str = "done", error: str | None =
 def reset_steps(job_id: str, names: list[str]) -> None:
     """Make steps pending again with nothing saved: what they made is gone and must be made anew."""
     with transaction(write=True):
-        JobStep.update(state="pending", detail=None, error=None, bytes_done=0, started_at=None, finished_at=None).where(
-            JobStep.job == job_id, JobStep.name.in_(names)
-        ).execute()
+        forget_steps(job_id, JobStep.name.in_(names))
         log(job_id, f"steps {', '.join(names)} will run again")
+
+
+def forget_steps(job_id: str, which: peewee.Expression | None = None) -> None:
+    """Inside a write transaction: the steps ``which`` selects (all by default) back to pending, nothing saved."""
+    condition = JobStep.job == job_id if which is None else (JobStep.job == job_id) & which
+    JobStep.update(state="pending", detail=None, error=None, bytes_done=0, started_at=None, finished_at=None).where(
+        condition
+    ).execute()
 
 
 def save_step_detail(job_id: str, name: str, detail: dict[str, Any]) -> None:
@@ -236,18 +242,22 @@ def request_cancel(key: str) -> Job:
 
 
 def retry(key: str) -> Job:
-    """Queue a failed job again; done steps are kept, the failed one resumes from its saved detail."""
+    """Queue a failed or cancelled job again. A failed job keeps its done steps and resumes the failed one
+    from its saved detail; a cancelled job starts over, since its cancel removed what its steps had made."""
     with transaction(write=True):
         job = get_job(key)
-        if job.state not in ("failed",):
-            raise Refused(f"Job {job.id} is {job.state}; only failed jobs can be retried")
-        JobStep.update(state="pending", error=None).where(
-            JobStep.job == job.id, JobStep.state.in_(("failed", "running"))
-        ).execute()
-        Job.update(state="queued", error=None, finished_at=None, worker=None, updated_at=utcnow()).where(
-            Job.id == job.id
-        ).execute()
-        log(job.id, "queued for retry")
+        if job.state not in ("failed", "cancelled"):
+            raise Refused(f"Job {job.id} is {job.state}; only failed or cancelled jobs can be retried")
+        fields: dict[str, Any] = {"state": "queued", "error": None, "finished_at": None, "worker": None}
+        if job.state == "cancelled":
+            forget_steps(job.id)
+            fields.update(current_step=None, bytes_done=0, bytes_total=0, cancel_requested=False)
+        else:
+            JobStep.update(state="pending", error=None).where(
+                JobStep.job == job.id, JobStep.state.in_(("failed", "running"))
+            ).execute()
+        Job.update(**fields, updated_at=utcnow()).where(Job.id == job.id).execute()
+        log(job.id, "queued for retry" if job.state == "failed" else "queued again after its cancel: every step runs")
         return Job.get_by_id(job.id)
 
 
