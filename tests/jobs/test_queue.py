@@ -118,16 +118,22 @@ def test_cancel_a_queued_job_that_never_ran(any_catalog: str, tmp_path: Path) ->
         queue.request_cancel(job.id)
 
 
-def test_cancel_a_running_job_stops_it_within_two_seconds(any_catalog: str, tmp_path: Path) -> None:
-    job = submit(tmp_path, total=1000, slow=0.05)
-    claimed = queue.claim_next("w1")
+def cancel_while_running(job: Job, after: float) -> tuple[list[str], float]:
+    """Run ``job`` in a thread, cancel it ``after`` seconds; the run's outcome and when the cancel was asked."""
+    claimed = queue.claim_next("w1", job_id=job.id)
     result: list[str] = []
     thread = threading.Thread(target=lambda: result.append(runner.run_job(claimed, "w1").state))  # type: ignore[arg-type]
     thread.start()
-    time.sleep(1.0)
+    time.sleep(after)
     asked = time.monotonic()
     queue.request_cancel(job.id)
     thread.join(10)
+    return result, asked
+
+
+def test_cancel_a_running_job_stops_it_within_two_seconds(any_catalog: str, tmp_path: Path) -> None:
+    job = submit(tmp_path, total=1000, slow=0.05)
+    result, asked = cancel_while_running(job, 1.0)
     assert result == ["cancelled"]
     assert time.monotonic() - asked < 2.0
     assert lines(tmp_path)[-1] == "cleanup"
@@ -186,14 +192,7 @@ def test_a_cancelled_job_retried_runs_every_step_again(any_catalog: str, tmp_pat
     from vdcmanage.catalog.models import JobStep
 
     job = submit(tmp_path, total=1000, slow=0.02)
-    claimed = queue.claim_next("w1")
-    result: list[str] = []
-    thread = threading.Thread(target=lambda: result.append(runner.run_job(claimed, "w1").state))  # type: ignore[arg-type]
-    thread.start()
-    time.sleep(0.5)
-    queue.request_cancel(job.id)
-    thread.join(10)
-    assert result == ["cancelled"]
+    assert cancel_while_running(job, 0.5)[0] == ["cancelled"]
     retried = queue.retry(job.id)
     assert (retried.state, retried.cancel_requested, retried.current_step, retried.bytes_done) == ("queued", False, None, 0)
     steps = JobStep.select().where(JobStep.job == job.id)
