@@ -40,6 +40,8 @@ class CountingPipeline:
         else:
             with self.out.open("a") as f:
                 f.write(f"{ctx.step}\n")
+            if ctx.step == "finish" and self.params.get("linger"):
+                ctx.sleep(float(self.params["linger"]))  # long enough for heartbeats during a step without bytes
 
     def cleanup(self, ctx: StepContext) -> None:
         with self.out.open("a") as f:

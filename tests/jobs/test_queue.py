@@ -187,6 +187,23 @@ def test_progress_is_written_by_the_heartbeat(any_catalog: str, tmp_path: Path) 
     assert seen.heartbeat_at is not None and (utcnow() - seen.heartbeat_at).total_seconds() < 5
 
 
+def test_a_new_step_starts_from_zero_not_from_the_last_steps_bytes(any_catalog: str, tmp_path: Path) -> None:
+    job = submit(tmp_path, total=4, linger=2.5)  # work counts 4 of 4, then finish reports no bytes for 2.5 s
+    claimed = queue.claim_next("w1")
+    thread = threading.Thread(target=runner.run_job, args=(claimed, "w1"))
+    thread.start()
+    seen: list[tuple[str, str | None, int, int]] = []
+    while thread.is_alive():
+        row = Job.get_by_id(job.id)
+        seen.append((row.state, row.current_step, row.bytes_done, row.bytes_total))
+        time.sleep(0.05)
+    assert Job.get_by_id(job.id).state == "succeeded"
+    running = [figures[1:] for figures in seen if figures[0] == "running"]
+    finish = running.index(("finish", 0, 0))
+    # from the start of finish on, heartbeats (one a second) write finish's figures: never work's 4/4
+    assert set(running[finish:]) == {("finish", 0, 0)} and len(running[finish:]) > 10
+
+
 def test_a_cancelled_job_retried_runs_every_step_again(any_catalog: str, tmp_path: Path) -> None:
     """The cancel removed what the done steps had made: nothing of them is kept."""
     from vdcmanage.catalog.models import JobStep

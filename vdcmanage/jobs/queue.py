@@ -147,7 +147,8 @@ def start_step(job_id: str, name: str) -> None:
         JobStep.update(state="running", started_at=now, finished_at=None, error=None).where(
             JobStep.job == job_id, JobStep.name == name
         ).execute()
-        Job.update(current_step=name, updated_at=now).where(Job.id == job_id).execute()
+        # the job's bytes are the running step's: a new step starts from zero, not from the last one's figures
+        Job.update(current_step=name, bytes_done=0, bytes_total=0, updated_at=now).where(Job.id == job_id).execute()
         log(job_id, f"step {name} started")
 
 
