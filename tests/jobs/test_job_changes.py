@@ -22,3 +22,18 @@ def test_the_start_lists_active_jobs_then_each_call_what_changed_since(any_catal
     assert [(job.id, job.state) for job in changes] == [(waiting.id, "running")]
     assert later is not None and later >= mark
     assert Job.select().count() == 2
+
+
+def test_job_rows_carry_the_step_position_count_and_overall_share(any_catalog: str) -> None:
+    from vdcmanage.jobs.browse import JobSearch, job_page
+
+    waiting = queue.submit("import-xen", {"name_label": "w"}, ["inspect", "upload", "register", "cleanup"])
+    running = queue.submit("import-xen", {"name_label": "r"}, ["inspect", "upload", "register", "cleanup"])
+    claimed = queue.claim_next("w1", job_id=running.id)
+    assert claimed is not None
+    queue.start_step(running.id, "upload")
+    Job.update(bytes_done=1, bytes_total=4).where(Job.id == running.id).execute()
+    rows = {row.id: row for row in job_page(JobSearch(), 0, 10)}
+    assert (rows[running.id].step_position, rows[running.id].step_count) == (1, 4)
+    assert rows[running.id].overall == (1 + 0.25) / 4
+    assert (rows[waiting.id].step_position, rows[waiting.id].step_count, rows[waiting.id].overall) == (None, 4, None)

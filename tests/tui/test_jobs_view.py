@@ -47,26 +47,38 @@ def test_jobs_show_state_step_progress_rate_and_eta(tui_catalog: str) -> None:
         text = screen_text(pilot.app)
         assert screen.total == 6
         header = text.splitlines()[2]
-        for column in ("ID", "State", "Image", "Step", "Progress", "Rate", "ETA"):
-            assert column in header
+        assert header.split() == ["ID", "State", "Image", "Step", "Progress", "Done", "ETA"]  # Rate: wider terminals
         running = line_of(text, "job-run00001")
-        # 1200 MiB of 4 GiB in the minute since vdi-import started: 20 MiB/s, 2896 MiB left: 2 min 25 s
+        # step 5 of 10, 1200 MiB of 4 GiB: (4 + 0.29) / 10 of the job; 20 MiB/s since vdi-import started a
+        # minute ago, 2896 MiB left: 2 min 25 s
         assert running.split() == [
             "job-run00001",
             "running",
-            "ubuntu-14.…",
+            "ubuntu-14…",
+            "5/10",
             "vdi-import",
-            "██░░░░░░",
+            "█░░░░░",
             "1.2G/4.0G",
-            "20.0M/s",
+            "42%",
             "2:25",
         ]
         assert "FAILED" in line_of(text, "job-fail0001")
         assert "STALLED" in line_of(text, "job-stall001")  # running, but no heartbeat for 10 minutes
-        assert line_of(text, "job-stall001").split()[-1] == "300M/2.0G"  # no rate or ETA for a stalled job
-        assert "queued" in line_of(text, "job-queue001")
+        assert line_of(text, "job-stall001").split()[-2:] == ["300M/2.0G", "51%"]  # no ETA for a stalled job
+        assert line_of(text, "job-queue001").split()[1:] == ["queued", "fedora-20…"]  # no step yet
+        assert line_of(text, "job-done0001").split()[3:] == ["10/10", "cleanup", "██████", "150M/150M", "100%"]
 
     drive(make_app(tui_catalog), scenario)
+
+
+def test_a_wide_terminal_adds_rate_kind_and_created(tui_catalog: str) -> None:
+    async def scenario(pilot: Any) -> None:
+        await jobs_ready(pilot)
+        text = screen_text(pilot.app)
+        assert text.splitlines()[2].split()[-6:] == ["Done", "Rate", "ETA", "Kind", "Created", "(UTC)"]
+        assert line_of(text, "job-run00001").split()[-6:] == ["42%", "20.0M/s", "2:25", "import-xen", "2024-05-01", "07:00"]
+
+    drive(make_app(tui_catalog), scenario, size=(160, 40))
 
 
 def test_failed_and_stalled_rows_stand_out_in_style_too(tui_catalog: str) -> None:

@@ -29,16 +29,17 @@ from vdcmanage.textsafe import visible
 COLUMNS = [
     Column("id", "ID", 12),
     Column("state", "State", 10),
-    Column("label", "Image", 10, flex=True),
-    Column("step", "Step", 10),
-    Column("progress", "Progress", 19),
-    Column("rate", "Rate", 7, align="right"),
+    Column("label", "Image", 8, flex=True),
+    Column("step", "Step", 15),  # "5/10 vdi-import": which step of how many
+    Column("progress", "Progress", 18),  # the step's bytes: "██░░░░ 1023M/1023M"
+    Column("overall", "Done", 4, align="right"),  # the whole job
+    Column("rate", "Rate", 7, align="right", drop=1),  # 80 columns: the ETA says more; the detail has the rate
     Column("eta", "ETA", 5, align="right"),
     Column("kind", "Kind", 10, drop=2),
     Column("created", "Created (UTC)", 16, drop=3),
 ]
 STATE_FILTERS: list[str | None] = [None, "running", "failed", "queued", "succeeded", "cancelled"]
-BAR_WIDTH = 8
+BAR_WIDTH = 6
 
 
 def state_text(job: browse.JobRow, now: dt.datetime) -> str:
@@ -52,6 +53,14 @@ def state_text(job: browse.JobRow, now: dt.datetime) -> str:
     return job.state
 
 
+def step_text(job: browse.JobRow) -> str:
+    if job.current_step is None:
+        return ""
+    if job.step_position is None or not job.step_count:
+        return job.current_step
+    return f"{job.step_position + 1}/{job.step_count} {job.current_step}"
+
+
 def progress_text(job: browse.JobRow) -> str:
     if job.bytes_total <= 0:
         return ""
@@ -63,7 +72,9 @@ def job_cell(job: browse.JobRow, key: str, now: dt.datetime) -> str:
     if key == "state":
         return state_text(job, now)
     if key == "step":
-        return job.current_step or ""
+        return step_text(job)
+    if key == "overall":
+        return "" if job.overall is None else f"{int(job.overall * 100)}%"
     if key == "progress":
         return progress_text(job)
     if key in ("rate", "eta"):

@@ -51,6 +51,19 @@ class JobRow:
     step_started_at: dt.datetime | None
     created_at: dt.datetime
     finished_at: dt.datetime | None
+    step_position: int | None = None  # 0-based position of the current step among the job's steps
+    step_count: int = 0
+
+    @property
+    def overall(self) -> float | None:
+        """How far the whole job is, 0..1: the steps before the current one, plus its share of bytes done.
+        None for a job that has not started a step (or has no steps)."""
+        if self.state == "succeeded":
+            return 1.0
+        if self.step_position is None or not self.step_count:
+            return None
+        part = min(1.0, self.bytes_done / self.bytes_total) if self.bytes_total > 0 else 0.0
+        return min(1.0, (self.step_position + part) / self.step_count)
 
 
 def check_job_search(search: JobSearch) -> None:
@@ -92,17 +105,28 @@ def job_page(search: JobSearch, offset: int, limit: int) -> list[JobRow]:
     check_page(offset, limit)
     step = JobStep.alias("current")
     on_current = (step.job == Job.id) & (step.name == Job.current_step)
+    counted = JobStep.alias("counted")
+    step_count = counted.select(peewee.fn.COUNT(counted.id)).where(counted.job == Job.id)
+    columns = (Job, step.started_at.alias("step_started_at"), step.position.alias("step_position"))
     query = (
-        filtered_jobs(search, Job, step.started_at.alias("step_started_at"))
+        filtered_jobs(search, *columns, step_count.alias("step_count"))
         .join(step, peewee.JOIN.LEFT_OUTER, on=on_current)
         .order_by(*JOB_ORDERING)
         .offset(offset)
         .limit(limit)
     )
-    return [job_row(job, getattr(job, "step_started_at", None)) for job in query.objects()]
+    return [job_row(job, *step_fields(job)) for job in query.objects()]
 
 
-def job_row(job: Job, step_started_at: dt.datetime | None) -> JobRow:
+def step_fields(job: Job) -> tuple[dt.datetime | None, int | None, int]:
+    """The current step's start and position and the number of steps, selected along with the job."""
+    started, position = getattr(job, "step_started_at", None), getattr(job, "step_position", None)
+    return started, position, int(getattr(job, "step_count", 0) or 0)
+
+
+def job_row(
+    job: Job, step_started_at: dt.datetime | None, step_position: int | None = None, step_count: int = 0
+) -> JobRow:
     return JobRow(
         id=job.id,
         kind=job.kind,
@@ -119,6 +143,8 @@ def job_row(job: Job, step_started_at: dt.datetime | None) -> JobRow:
         step_started_at=step_started_at,
         created_at=job.created_at,
         finished_at=job.finished_at,
+        step_position=step_position,
+        step_count=step_count,
     )
 
 
