@@ -8,6 +8,7 @@ added above it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -60,6 +61,7 @@ class StatusLine(PlainStatic):
     def __init__(self, content: str = "", **kwargs: object) -> None:
         super().__init__(content, **kwargs)
         self.busy = False
+        self.shown_at = 0.0  # monotonic
         self.from_job = False  # a job event, not the answer to something the operator did
 
     def show(self, message: str, *, error: bool = False, from_job: bool = False) -> None:
@@ -68,6 +70,7 @@ class StatusLine(PlainStatic):
         self.update(plain(text))
         self.busy = message.endswith("…")
         self.from_job = from_job
+        self.shown_at = time.monotonic()
         record_message = getattr(self.app, "record", None)
         if record_message is not None:
             record_message(text, "error" if error else "job" if from_job else "info")
@@ -113,9 +116,11 @@ class DataScreen(Screen[None]):
         """Ask the catalog again for what this view shows (in a worker)."""
 
     @on(LazyTable.Moved)
-    def _status_follows_cursor(self) -> None:
-        """A message about the row that was selected does not apply to another one."""
-        self.status.clear()
+    def _status_follows_cursor(self, message: LazyTable.Moved) -> None:
+        """A message about the row that was selected does not apply to another one (one shown after the move,
+        by a key typed right after it, does)."""
+        if self.status.shown_at < message.at:
+            self.status.clear()
 
     def on_screen_resume(self) -> None:
         if self.vdc.catalog_ready:

@@ -9,6 +9,7 @@ the width are left out, least important first, so the table stays legible at 80 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
@@ -125,7 +126,11 @@ class LazyTable(ScrollView, Generic[R], can_focus=True):
             return self.table
 
     class Moved(Message):
-        """The operator moved the cursor (a key or a click), not a reload."""
+        """The operator moved the cursor (a key or a click), not a reload; ``at``: when (monotonic)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.at = time.monotonic()
 
     class PagesWanted(Message):
         """Pages of the current generation that are on (or next to) the screen and not loaded."""
