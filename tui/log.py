@@ -6,6 +6,7 @@ message cut short on screen (``…``) or replaced by the next one can still be r
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from vdcmanage.jobs.browse import JobChange
@@ -45,7 +46,8 @@ class JobWatch:
 
     def is_new(self, job: JobChange) -> bool:
         start = self.session_start
-        return start is not None and job.created_at >= start  # type: ignore[operator]
+        created = job.created_at
+        return isinstance(start, dt.datetime) and isinstance(created, dt.datetime) and created >= start
 
 
 def job_events(job: JobChange, before: tuple[str, str | None] | None, new: bool) -> list[tuple[str, str]]:
