@@ -67,10 +67,6 @@ class StepContext:
         if self.stop_event.is_set():
             raise WorkerStopping()
 
-    def begin(self) -> None:
-        """The step starts: its progress is zero until it reports, not what the step before it reached."""
-        self.progress_state.step, self.progress_state.done, self.progress_state.total = self.step, 0, 0
-
     def progress(self, done: int, total: int) -> None:
         self.progress_state.step, self.progress_state.done, self.progress_state.total = self.step, done, total
         if self.on_progress is not None:
@@ -196,7 +192,7 @@ def run_steps(
                 continue
             step = record.name
             ctx = context(step)
-            ctx.begin()
+            ctx.progress_state.restart(step)  # the heartbeat must not write the previous step's bytes
             queue.start_step(job.id, step)
             pipeline.run_step(ctx)
             queue.finish_step(job.id, step)
