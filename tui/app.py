@@ -319,12 +319,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def monochrome_terminal() -> bool:
     """Whether the terminal (``$TERM``'s terminfo entry) has fewer than 8 colours: ``vt100``, ``xterm-mono``."""
-    import curses
-
+    try:
+        import curses
+    except ImportError:  # a Python built without curses: trust the terminal's colours
+        return False
     try:
         curses.setupterm(os.environ.get("TERM", "dumb"), sys.stdout.fileno())
         return curses.tigetnum("colors") < 8
-    except (curses.error, OSError, ValueError):
+    except (curses.error, OSError, ValueError):  # an unknown terminal, or no terminal
         return False
 
 
