@@ -3,10 +3,11 @@ OSC 52 (tmux, with set-clipboard on, keeps it as a paste buffer), m shows the me
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
-from tests.tui.test_terminal import Tmux, dashboard, pytestmark  # noqa: F401 - the fixture and the tmux skip
+from tests.tui.test_terminal import VDC_MANAGE, Tmux, dashboard, hues, pytestmark  # noqa: F401 - fixture, tmux skip
 
 
 def test_copy_an_id_read_the_log_and_quit_with_ctrl_c(dashboard: Callable[..., Tmux]) -> None:  # noqa: F811
@@ -34,3 +35,19 @@ def test_copy_an_id_read_the_log_and_quit_with_ctrl_c(dashboard: Callable[..., T
     while tmux.alive() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not tmux.alive()  # the dashboard ended, and with it the only window
+
+
+def test_a_monochrome_terminal_gets_greys_and_words(tui_catalog: str) -> None:
+    """TERM=vt100 (no colours in its terminfo entry) without NO_COLOR: the dashboard draws as under NO_COLOR.
+    tmux sets TERM for the programs in its panes, so the command sets it itself (as ssh would pass it on)."""
+    env = {"LANG": "C.UTF-8", "HOME": os.environ["HOME"], "VDC_MANAGE_CONFIG": os.environ["VDC_MANAGE_CONFIG"]}
+    tmux = Tmux(["env", "TERM=vt100", str(VDC_MANAGE), "--db", tui_catalog, "tui"], env)
+    try:
+        tmux.wait_for(lambda s: "wmi-gentoo1" in s, "the images table")
+        tmux.keys("2")
+        text = tmux.wait_for(lambda s: "job-fail0001" in s, "the jobs view")
+        assert "FAILED" in text and "STALLED" in text
+        assert hues(tmux.screen(escapes=True)) == set(), "a monochrome terminal: only shades of grey may be drawn"
+        tmux.keys("C-c")
+    finally:
+        tmux.kill()
