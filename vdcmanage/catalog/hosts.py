@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vdcmanage.catalog.db import transaction
-from vdcmanage.catalog.ids import check_id, new_id
+from vdcmanage.catalog.ids import check_id
 from vdcmanage.catalog.models import Host, utcnow
-from vdcmanage.catalog.records import find_live, iso
+from vdcmanage.catalog.records import find_live, insert_new, iso, refuse_taken_id
 from vdcmanage.catalog.validate import check_name, check_text
 from vdcmanage.errors import AlreadyExists, InvalidArgument, NotFound
 
@@ -92,7 +92,7 @@ def add_host(
 ) -> Host:
     """Record a host. With ``accept_new_host_key``, connect first and record the host's key if
     known_hosts does not know it (a changed key is refused); without it, nothing is contacted."""
-    host_id = check_id("host", uuid) if uuid is not None else new_id("host")
+    chosen_id = check_id("host", uuid) if uuid is not None else None
     fields: dict[str, Any] = {
         "name": check_name("Name", name),
         "address": check_address(address),
@@ -101,21 +101,18 @@ def add_host(
         "key_file": check_key_file(key_file),
         "sr_uuid": check_sr_uuid(sr_uuid),
     }
+
+    def check_name_free() -> None:
+        same = Host.get_or_none((Host.name == fields["name"]) & Host.deleted_at.is_null())
+        if same is not None:
+            raise AlreadyExists(f"A host named {fields['name']!r} already exists ({same.id})")
+
     with transaction():
-        refuse_duplicates(host_id, fields["name"])
+        refuse_taken_id(Host, "host", chosen_id)
+        check_name_free()
     if accept_new_host_key:
-        fields["host_key"] = fetch_new_host_key(Host(id=host_id, **fields), connect)
-    with transaction(write=True):
-        refuse_duplicates(host_id, fields["name"])
-        return Host.create(id=host_id, **fields)
-
-
-def refuse_duplicates(host_id: str, name: str) -> None:
-    if Host.get_or_none(Host.id == host_id) is not None:
-        raise AlreadyExists(f"Host {host_id} already exists")
-    same = Host.get_or_none((Host.name == name) & Host.deleted_at.is_null())
-    if same is not None:
-        raise AlreadyExists(f"A host named {name!r} already exists ({same.id})")
+        fields["host_key"] = fetch_new_host_key(Host(id=chosen_id or "new", **fields), connect)
+    return insert_new(Host, "host", chosen_id, check_name_free, lambda host_id: Host.create(id=host_id, **fields))
 
 
 def fetch_new_host_key(host: Host, connect: ConnectOptions | None) -> str | None:
