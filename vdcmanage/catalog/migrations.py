@@ -11,7 +11,8 @@ To change the schema: change the models, add an upgrade function below that brin
 the previous version to the new one (playhouse.migrate), and add the new version's dump as
 tests/data/schema/sqlite-v<N>.sql. tests/catalog/test_schema.py checks that a fresh catalog is
 exactly the dump of LATEST and opens the dumps of older versions, so an upgrade starts from the
-real old catalog.
+real old catalog; postgresql-v1.sql and mysql-v1.sql (the statements version 1 sent) let it check
+on the servers that an upgraded catalog is exactly a fresh one.
 """
 
 from __future__ import annotations
