@@ -17,9 +17,8 @@ from typing import Any
 import peewee
 
 from vdcmanage.catalog.db import transaction
-from vdcmanage.catalog.ids import new_id
 from vdcmanage.catalog.models import Job, JobLog, JobStep, utcnow
-from vdcmanage.catalog.records import iso
+from vdcmanage.catalog.records import insert_new, iso
 from vdcmanage.errors import InvalidArgument, NotFound, Refused
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -34,14 +33,17 @@ class JobLost(Refused):
 
 
 def submit(kind: str, params: dict[str, Any], steps: list[str]) -> Job:
-    """Queue a job with its named steps, all pending."""
-    with transaction(write=True):
-        job = Job.create(id=new_id("job"), kind=kind, params=json.dumps(params, sort_keys=True), state="queued")
+    """Queue a job with its named steps, all pending (under another id if the drawn one is taken)."""
+
+    def create(job_id: str) -> Job:
+        job = Job.create(id=job_id, kind=kind, params=json.dumps(params, sort_keys=True), state="queued")
         JobStep.insert_many(
             [{"job": job.id, "position": i, "name": name} for i, name in enumerate(steps)]
         ).execute()
         log(job.id, f"queued {kind}")
-    return job
+        return job
+
+    return insert_new(Job, "job", None, lambda: None, create)
 
 
 def get_job(key: str) -> Job:
