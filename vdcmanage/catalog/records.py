@@ -21,8 +21,8 @@ def iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="seconds") + "Z"
 
 
-# A generated id (8 of 36 characters) is taken by chance about once in 10^12 adds; five draws in a row
-# mean something else is wrong.
+# With n records of a kind, a drawn id (8 characters of 36) is taken with probability n / 36^8, about
+# n / 2.8e12: five taken draws in a row mean something else is wrong.
 NEW_ID_ATTEMPTS = 5
 
 
