@@ -359,3 +359,30 @@ def test_a_name_taken_meanwhile_is_already_exists_naming_the_winner(any_catalog:
         records.insert_new(Host, "host", None, name_free_the_first_time,
                            lambda host_id: Host.create(id=host_id, name="xen1", address="127.0.0.1"))
     assert [h.id for h in Host.select()] == ["hn-winner"]
+
+
+def test_an_interrupted_mariadb_upgrade_completes_the_next_time(server_databases: dict[str, object]) -> None:
+    """MariaDB commits each DDL statement: an upgrade stopped after its columns changed, but before
+    the foreign keys were back, must still end with the foreign keys."""
+    from tests.conftest import reset_tables, server_database_url
+    from vdcmanage.catalog import unique
+    from vdcmanage.catalog.models import ALL_MODELS
+
+    url = server_database_url("mysql", server_databases)
+    reset_tables(url)
+    open_catalog(url)
+    close_catalog()
+    fresh = schema_of(url)
+    reset_tables(url)
+    load_dump_into(url, 1)
+    db = open_catalog(url, migrate=False)
+    for table in unique.foreign_key_tables():
+        for constraint in unique.foreign_key_names(db, table):
+            db.execute_sql(f"ALTER TABLE `{table}` DROP FOREIGN KEY `{constraint}`")
+    for model in ALL_MODELS:
+        for field in unique.binary_fields(model):
+            db.execute_sql(f"ALTER TABLE `{model._meta.table_name}` {unique.modify_to_binary(field)}")
+    close_catalog()
+    assert migrations.current_version(open_catalog(url)) == 2
+    close_catalog()
+    assert schema_of(url) == fresh

@@ -11,6 +11,7 @@ number of NULLs), with a unique index on it.
 MariaDB also compares text by the database's default collation, case- and accent-insensitively
 (``Alpha`` = ``alpha``, ``é`` = ``e``, and ``a`` = ``a `` with PAD SPACE collations), where SQLite and
 PostgreSQL compare exactly. Ids and names get ``utf8mb4_nopad_bin`` there: byte-exact, no padding.
+New catalogs are created so (models.py); the upgrade from version 1 changes the columns in place.
 """
 
 from __future__ import annotations
@@ -20,10 +21,17 @@ from dataclasses import dataclass
 
 import peewee
 
-from vdcmanage.catalog.models import ALL_MODELS, BaseModel
+from vdcmanage.catalog.models import (
+    ALL_MODELS,
+    MYSQL_BINARY_COLLATION,
+    BaseModel,
+    IdField,
+    IdForeignKeyField,
+    NameField,
+)
 from vdcmanage.errors import Refused
 
-BINARY_COLLATION = "utf8mb4_nopad_bin"
+BINARY_COLLATION = MYSQL_BINARY_COLLATION
 
 
 @dataclass(frozen=True)
@@ -47,16 +55,6 @@ LIVE_NAMES = (
     LiveName("host", "name", "host name", "vdc-manage host del"),
     LiveName("backup_storage", "display_name", "backup storage display name", "vdc-manage backupstorage del"),
 )
-# Text columns MariaDB must compare byte for byte: every id (primary and foreign keys) and every name
-# a command can look a record up by.
-NAME_COLUMNS = {
-    "account": ("name",),
-    "host": ("name",),
-    "backup_storage": ("display_name",),
-    "image": ("display_name",),
-}
-
-
 def is_mysql(db: peewee.Database) -> bool:
     return isinstance(db, peewee.MySQLDatabase)
 
@@ -117,16 +115,27 @@ def duplicates_message(problems: list[tuple[LiveName, str, list[str]]]) -> str:
 
 
 def use_binary_collation(db: peewee.Database) -> None:
-    """Give ids and names the binary collation. MariaDB refuses to change a column a foreign key
-    uses (even with foreign_key_checks off), so the foreign keys are dropped first and added back
-    from the models, which also repairs a run that was interrupted in between."""
-    for table in foreign_key_tables():
-        for constraint in foreign_key_names(db, table):
+    """Give ids and names the binary collation (new catalogs are created with it: nothing to do).
+
+    MariaDB refuses to change a column a foreign key uses (even with foreign_key_checks off), so the
+    foreign keys are dropped first and added back from the models, which also repairs a run that
+    was interrupted in between."""
+    done = binary_now(db)
+    pending = {
+        model: [field for field in binary_fields(model) if (model._meta.table_name, field.column_name) not in done]
+        for model in ALL_MODELS
+    }
+    foreign_keys = {table: foreign_key_names(db, table) for table in foreign_key_tables()}
+    wanted_keys = sum(len(model._meta.refs) for model in ALL_MODELS)
+    if not any(pending.values()) and sum(map(len, foreign_keys.values())) == wanted_keys:
+        return
+    for table, constraints in foreign_keys.items():
+        for constraint in constraints:
             db.execute_sql(f"ALTER TABLE `{table}` DROP FOREIGN KEY `{constraint}`")  # type: ignore[no-untyped-call]
-    for model in ALL_MODELS:
-        changes = [modify_to_binary(field) for field in binary_fields(model)]
-        if changes:
-            db.execute_sql(f"ALTER TABLE `{model._meta.table_name}` " + ", ".join(changes))  # type: ignore[no-untyped-call]
+    for model, fields in pending.items():
+        if fields:
+            changes = ", ".join(modify_to_binary(field) for field in fields)
+            db.execute_sql(f"ALTER TABLE `{model._meta.table_name}` {changes}")  # type: ignore[no-untyped-call]
     for model in ALL_MODELS:
         for field in model._meta.refs:
             db.execute_sql(  # type: ignore[no-untyped-call]
@@ -136,26 +145,26 @@ def use_binary_collation(db: peewee.Database) -> None:
             )
 
 
+def binary_now(db: peewee.Database) -> set[tuple[str, str]]:
+    rows = db.execute_sql(  # type: ignore[no-untyped-call]
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = DATABASE() AND collation_name = %s",
+        (BINARY_COLLATION,),
+    ).fetchall()
+    return {(table, column) for table, column in rows}
+
+
 def binary_fields(model: type[BaseModel]) -> list[peewee.Field]:
-    names = NAME_COLUMNS.get(model._meta.table_name, ())
-    return [
-        field
-        for field in model._meta.sorted_fields
-        if text_length(field) is not None
-        and (field.primary_key or isinstance(field, peewee.ForeignKeyField) or field.column_name in names)
-    ]
-
-
-def text_length(field: peewee.Field) -> int | None:
-    """The VARCHAR length of a text column (a foreign key's is its target's), None for other types."""
-    target = field.rel_field if isinstance(field, peewee.ForeignKeyField) else field
-    return target.max_length if isinstance(target, peewee.CharField) else None
+    """The id, reference and name columns (models.py declares them binary for new catalogs)."""
+    return [f for f in model._meta.sorted_fields if isinstance(f, (IdField, IdForeignKeyField, NameField))]
 
 
 def modify_to_binary(field: peewee.Field) -> str:
+    target = field.rel_field if isinstance(field, peewee.ForeignKeyField) else field
+    assert isinstance(target, peewee.CharField)
     nullable = "NULL" if field.null else "NOT NULL"
     return (
-        f"MODIFY `{field.column_name}` VARCHAR({text_length(field)}) CHARACTER SET utf8mb4"
+        f"MODIFY `{field.column_name}` VARCHAR({target.max_length}) CHARACTER SET utf8mb4"
         f" COLLATE {BINARY_COLLATION} {nullable}"
     )
 
@@ -174,11 +183,13 @@ def foreign_key_names(db: peewee.Database, table: str) -> list[str]:
 
 
 def add_live_column_index(db: peewee.Database, name: LiveName) -> None:
-    columns = {column.name for column in db.get_columns(name.table)}
-    if name.live_column not in columns:
-        db.execute_sql(  # type: ignore[no-untyped-call]
-            f"ALTER TABLE `{name.table}` ADD COLUMN `{name.live_column}` VARCHAR(255) CHARACTER SET utf8mb4"
-            f" COLLATE {BINARY_COLLATION} AS (IF(`deleted_at` IS NULL, `{name.column}`, NULL)) VIRTUAL"
+    changes = []
+    if name.live_column not in {column.name for column in db.get_columns(name.table)}:
+        changes.append(
+            f"ADD COLUMN `{name.live_column}` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {BINARY_COLLATION}"
+            f" AS (IF(`deleted_at` IS NULL, `{name.column}`, NULL)) VIRTUAL"
         )
     if name.index not in {index.name for index in db.get_indexes(name.table)}:
-        db.execute_sql(f"CREATE UNIQUE INDEX `{name.index}` ON `{name.table}` (`{name.live_column}`)")  # type: ignore[no-untyped-call]
+        changes.append(f"ADD UNIQUE INDEX `{name.index}` (`{name.live_column}`)")
+    if changes:  # one statement: MariaDB rebuilds the table once
+        db.execute_sql(f"ALTER TABLE `{name.table}` " + ", ".join(changes))  # type: ignore[no-untyped-call]
