@@ -257,9 +257,7 @@ class ImportPipeline:
 
         def run(conn: Connection) -> tuple[str, int | None]:
             compressor = hostfiles.find_compressor(conn)
-            hostfiles.compress(conn, compressor, imported["vhd"], out + ".part", imported["vhd_size"],
-                               ctx.progress, ctx.check)
-            conn.run(["mv", "-f", "--", out + ".part", out])
+            hostfiles.compress(conn, compressor, imported["vhd"], out, imported["vhd_size"], ctx.progress, ctx.check)
             return compressor, hostfiles.file_size(conn, out)
 
         compressor, size = self.on_host(run)
@@ -339,7 +337,7 @@ class ImportPipeline:
         inspected = self.detail("inspect")
         sr_mount = inspected["sr_mount"]
         staged, out = hostfiles.staging_path(sr_mount, self.job_id), hostfiles.compressed_path(sr_mount, self.job_id)
-        self.on_host(lambda conn: hostfiles.remove(conn, staged, out, out + ".part"))
+        self.on_host(lambda conn: hostfiles.remove(conn, staged, out))
         self.remove_work_files()
         ctx.log("removed the staged and compressed files on the host; the VDI stays as the template")
 
@@ -387,7 +385,7 @@ class ImportPipeline:
                 with contextlib.suppress(XeError):
                     xe.vdi_destroy(uuid)
             out = hostfiles.compressed_path(sr_mount, self.job_id)
-            hostfiles.remove(conn, hostfiles.staging_path(sr_mount, self.job_id), out, out + ".part")
+            hostfiles.remove(conn, hostfiles.staging_path(sr_mount, self.job_id), out)
 
         self.on_host(undo)
         self.drop_host()
