@@ -17,6 +17,7 @@ from vdcmanage.catalog.models import Host, utcnow
 from vdcmanage.catalog.records import find_live, iso
 from vdcmanage.catalog.validate import check_name, check_text
 from vdcmanage.errors import AlreadyExists, InvalidArgument, NotFound
+from vdcmanage.privatefiles import ensure_private
 
 if TYPE_CHECKING:
     from vdcmanage.remote.check import HostCheck
@@ -60,6 +61,7 @@ def check_key_file(path: str | None) -> str | None:
     resolved = Path(path).expanduser().absolute()
     if not resolved.is_file():
         raise NotFound(f"Key file not found: {resolved}")
+    ensure_private(resolved, "SSH key file")
     try:
         head = resolved.read_bytes()[:64]
     except OSError as exc:
