@@ -70,3 +70,9 @@ def test_a_dangling_link_is_file_not_found(run_cli, tmp_path: Path) -> None:  # 
     for command in COMMANDS:
         result = run_cli(*[a.replace("{}", str(link)) for a in COMMANDS[command]])
         assert result.code == 100 and "not found" in result.err.lower(), (command, result.err)
+
+
+def test_a_key_file_that_is_a_fifo_is_named(run_cli, specials: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    fifo = specials["a FIFO"]
+    result = run_cli("host", "add", "xen1", "--address", "192.0.2.1", "--key-file", str(fifo))
+    assert result.code == 100 and f"{fifo} is a FIFO, not a regular file" in result.err, result.err

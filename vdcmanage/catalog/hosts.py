@@ -17,6 +17,7 @@ from vdcmanage.catalog.models import Host, utcnow
 from vdcmanage.catalog.records import find_live, iso
 from vdcmanage.catalog.validate import check_name, check_text
 from vdcmanage.errors import AlreadyExists, InvalidArgument, NotFound
+from vdcmanage.images.reader import check_regular
 from vdcmanage.privatefiles import ensure_private
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ def check_key_file(path: str | None) -> str | None:
     check_text("Key file", path, max_length=4096)
     resolved = Path(path).expanduser().absolute()
     if not resolved.is_file():
+        if resolved.exists():  # a FIFO, a device, a directory: named for what it is, never read
+            check_regular(resolved.stat(), str(resolved))
         raise NotFound(f"Key file not found: {resolved}")
     ensure_private(resolved, "SSH key file")
     try:

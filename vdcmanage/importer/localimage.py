@@ -19,6 +19,7 @@ from typing import IO
 
 from vdcmanage.errors import VdcError
 from vdcmanage.images.reader import FileIdentity, check_unchanged, open_regular_file
+from vdcmanage.safefiles import create_temporary
 
 QEMU_FORMATS = {"raw": "raw", "qcow2": "qcow2", "vhd": "vpc", "vmdk": "vmdk", "vdi": "vdi"}
 PROGRESS_RE = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
@@ -31,19 +32,21 @@ def convert(
     identity: FileIdentity | None = None,
 ) -> None:
     """``qemu-img convert`` ``source`` into ``dest`` (``vhd``: dynamic VHD of exactly the same size; ``raw``:
-    sparse raw), atomically: written as ``dest.part`` and renamed when complete.
+    sparse raw), atomically: written into a fresh private temporary next to it (``safefiles``: the
+    work directory may be a shared one) and renamed when complete.
 
     qemu-img reads the descriptor we opened (``/dev/fd/N``), checked before and after to be the file
     ``identity`` describes (the one inspected and hashed): a file swapped or written to is refused."""
-    part = dest.with_name(dest.name + ".part")
     out = ["-O", "vpc", "-o", "subformat=dynamic,force_size=on"] if target == "vhd" else ["-O", "raw"]
+    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, _info = open_regular_file(source)
+    part_fd, part = create_temporary(dest.parent, dest.name)
+    os.close(part_fd)
     try:
         os.set_blocking(fd, True)
         if identity is not None:
             check_unchanged(source, identity, fd)
         argv = ["qemu-img", "convert", "-p", "-f", QEMU_FORMATS[source_format], *out, f"/dev/fd/{fd}", str(part)]
-        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         run_qemu_img(argv, lambda percent: progress(int(total * percent / 100), total), pass_fds=(fd,))
         if identity is not None:
             check_unchanged(source, identity, fd)

@@ -46,6 +46,7 @@ from vdcmanage.jobs.runner import StepContext
 from vdcmanage.remote.errors import ConnectionLost, HostUnusable, RemoteTimeout, SrUnknown, SrUnsuitable, XeError
 from vdcmanage.remote.ssh import Connection
 from vdcmanage.remote.xe import SrInfo, Xe
+from vdcmanage.safefiles import remove_temporaries
 
 SR_GRANULARITY = 2 * 1024 * 1024  # file SRs round VHD sizes up to 2 MiB (xe-facts.md §1, "Sizes")
 RECONNECTS = 3
@@ -361,6 +362,7 @@ class ImportPipeline:
     def remove_work_files(self) -> None:
         for suffix in (".vhd", ".raw", ".vhd.part", ".raw.part"):
             self.work_file(suffix).unlink(missing_ok=True)
+            remove_temporaries(self.settings.work_dir, self.work_file(suffix).name)
 
     def result(self) -> dict[str, Any]:
         return {
