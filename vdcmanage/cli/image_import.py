@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from vdcmanage.cli.failures import notice
 from vdcmanage.cli.main import catalog, group_app
 from vdcmanage.cli.params import YesOption, confirm_long_hash
 
@@ -61,5 +62,5 @@ def xen(
         return
     from vdcmanage.cli.foreground import run_in_foreground
 
-    typer.echo(f"{job.id}: importing {path}", err=True)
+    notice(f"{job.id}: importing {path}")
     raise typer.Exit(run_in_foreground(job.id))
