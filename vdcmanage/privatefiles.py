@@ -20,8 +20,11 @@ SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 def warn(message: str) -> None:
-    """A warning an operator should see once, on stderr (stdout stays the command's result)."""
-    sys.stderr.write(f"WARNING: {message}\n")
+    """A warning an operator should see once, on stderr (stdout stays the command's result), its
+    control characters spelled out as cli/failures.warn does (the core cannot import the CLI)."""
+    from vdcmanage.textsafe import visible
+
+    sys.stderr.write(f"WARNING: {visible(message)}\n")
     sys.stderr.flush()
 
 

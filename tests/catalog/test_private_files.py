@@ -114,3 +114,17 @@ def test_connecting_tightens_a_loose_key_file(xen_host, tmp_path: Path) -> None:
     with Connection(xen_host.target(key_file=str(key))).open() as conn:
         assert conn.run(["true"]).exit_status == 0
     assert mode(key) == "0o600"
+
+
+def test_the_warning_spells_out_control_characters_of_the_path(tmp_path: Path) -> None:
+    directory = tmp_path / "evil\x1b[2J\nERROR: forged"
+    directory.mkdir()
+    db = directory / "catalog.db"
+    assert vdc(db, "account", "list").returncode == 0
+    db.chmod(0o644)
+    result = vdc(db, "account", "list")
+    assert result.returncode == 0
+    assert result.stderr == (
+        f"WARNING: Catalog file {tmp_path}/evil\\x1b[2J\\nERROR: forged/catalog.db was accessible to others "
+        "(mode 0644); tightened to 0600\n"
+    )

@@ -26,14 +26,14 @@ def confirm_long_hash(path: str, yes: bool) -> None:
     import os
     import sys
 
+    from vdcmanage.cli.failures import warn
     from vdcmanage.errors import Refused
     from vdcmanage.images.source import long_hash
 
     cost = long_hash(os.path.expanduser(path))
     if cost is None:
         return
-    sys.stderr.write(f"WARNING: {cost.message()}\n")
-    sys.stderr.flush()
+    warn(cost.message())
     if yes:
         return
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
