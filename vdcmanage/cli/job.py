@@ -66,6 +66,7 @@ def show(
             ("Kind", data["kind"]),
             ("State", data["state"] + (" (stalled: no heartbeat)" if data["stalled"] else "")),
             ("Current Step", data["current_step"]),
+            ("SR", sr_label(data["params"])),
             ("Attempts", data["attempts"]),
             ("Worker", data["worker"]),
             ("Heartbeat", data["heartbeat_at"]),
@@ -95,6 +96,14 @@ def show(
     sys.stdout.write("\nLog:\n")
     for line in data["log"]:
         sys.stdout.write(f"  {line['at']} {line['level']:5} {line['message']}\n")
+
+
+def sr_label(params: dict[str, object]) -> str | None:
+    """The SR an import job uses and why: ``<uuid> (pool default SR)``; None before a run chose one."""
+    sr = params.get("sr")
+    if isinstance(sr, dict):
+        return f"{sr['uuid']} ({sr['from']})"
+    return str(params["sr_uuid"]) + " (--sr-uuid)" if params.get("sr_uuid") else None
 
 
 @app.command("cancel")

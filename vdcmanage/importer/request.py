@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vdcmanage.catalog.accounts import live_account
 from vdcmanage.catalog.db import transaction
+from vdcmanage.catalog.hosts import check_sr_uuid
 from vdcmanage.catalog.ids import new_id
 from vdcmanage.catalog.images import ARCHES, default_display_name, resolve_image_file
 from vdcmanage.catalog.models import BackupStorage, Host, Job
@@ -54,11 +55,12 @@ class ImportParams:
     host_id: str
     account_id: str
     backup_storage_id: str
-    sr_uuid: str
+    sr_uuid: str | None  # --sr-uuid; None: the host record's SR, else the pool's default SR, chosen at run time
     name_label: str
     arch: str
     description: str | None
     display_name: str
+    sr: dict[str, str] | None = None  # the SR a run chose: {"uuid", "from", "mount"} (ImportPipeline.settle_sr)
 
 
 def live_host(key: str) -> Host:
@@ -93,10 +95,7 @@ def resolve(request: ImportRequest) -> ImportParams:
     display_name = request.display_name or default_display_name(Path(name_label.replace("/", "?")))
     check_name("Display name", display_name)
     host = live_host(request.host)
-    sr_uuid = request.sr_uuid or host.sr_uuid
-    if not sr_uuid:
-        hint = f"see 'vdc-manage host check {host.id}'"
-        raise InvalidArgument(f"Host {host.id} has no default SR: give --sr-uuid ({hint})")
+    sr_uuid = check_sr_uuid(request.sr_uuid)
     account = live_account(request.account_id)
     storage = live_backup_storage(request.backup_storage)
     return ImportParams(

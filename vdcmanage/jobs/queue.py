@@ -59,6 +59,15 @@ def params_of(job: Job) -> dict[str, Any]:
     return value
 
 
+def update_params(job_id: str, **changes: Any) -> dict[str, Any]:
+    """Record what a run decided (e.g. the SR it chose) in the job's parameters; returns them all."""
+    with transaction(write=True):
+        params = params_of(Job.get_by_id(job_id))
+        params.update(changes)
+        Job.update(params=json.dumps(params, sort_keys=True), updated_at=utcnow()).where(Job.id == job_id).execute()
+    return params
+
+
 def stale_cutoff(stale_after: float = STALE_AFTER_S) -> dt.datetime:
     return utcnow() - dt.timedelta(seconds=stale_after)
 
