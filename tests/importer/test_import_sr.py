@@ -83,3 +83,37 @@ def test_bad_sr_uuid_is_refused_before_a_job_is_queued(world: ImportWorld, tmp_p
     result = world.cli(*world.import_args(ext4_image(tmp_path), "--sr-uuid", "not-a-uuid"))
     assert result.code == 100 and "Invalid SR uuid 'not-a-uuid'" in result.err
     assert json.loads(world.cli("job", "list", "-f", "json").out) == []
+
+
+def test_a_deleted_hosts_failed_job_is_retried_on_the_host_added_again(world: ImportWorld, tmp_path: Path) -> None:
+    import signal
+
+    from tests.importer.test_import_faults import random_raw, uploaded_past, wait_for
+
+    source = random_raw(tmp_path / "big.raw", 256 * 1024 * 1024)
+    proc = world.popen(*world.import_args(source))
+    job_id = wait_for(lambda: (json.loads(world.cli("job", "list", "-f", "json").out) or [{}])[0].get("id"))
+    wait_for(lambda: uploaded_past(world, job_id, 0.2), interval=0.02)
+    proc.send_signal(signal.SIGINT)  # failed mid-upload: a partial staged file is on the host
+    proc.communicate(timeout=60)
+    assert world.job(job_id)["state"] == "failed" and world.sr_leftovers() != []
+
+    assert world.cli("host", "del", "xen1").code == 0  # "a wrong field": deleted, then added again
+    orphaned = world.cli("job", "retry", job_id)
+    assert orphaned.code != 0 and f"job retry {job_id} --host HOST" in orphaned.err
+    new_host = world.in_catalog(lambda: world.xen.add_to_catalog("xen1b", sr_role=None)).id
+    for bad, message in ((["--host", "nohost"], "Unknown host"), (["--host", "xen1"], "Unknown host")):
+        refused = world.cli("job", "retry", job_id, *bad)
+        assert refused.code == 100 and message in refused.err, refused.err
+    resumed = world.cli("job", "retry", job_id, "--host", "xen1b")
+    assert resumed.code == 0, resumed.err
+    job = check_published(world, resumed.out.strip(), source)  # no staged file left behind either
+    assert job["params"]["host_id"] == new_host
+    assert job["params"]["sr"]["from"] == "pool default SR"
+    assert len(world.xen.state()["vdis"]) == 1
+    from vdcmanage.catalog.models import JobLog
+
+    log = world.in_catalog(lambda: [r.message for r in JobLog.select().where(JobLog.job == job_id)])
+    assert any(line.startswith("moved from host hn-") and f" to {new_host}: " in line for line in log), log
+    again = world.cli("job", "retry", job_id, "--host", "xen1b")
+    assert again.code == 100 and "only failed jobs can be retried" in again.err

@@ -152,6 +152,40 @@ def delete(ctx: typer.Context, host_id: str = typer.Argument(..., metavar="HOST_
     hosts.delete_host(host_id)
 
 
+@app.command("modify")
+def modify(
+    ctx: typer.Context,
+    host_id: str = typer.Argument(..., metavar="HOST_ID", help="Host id or name."),
+    sr_uuid: str = typer.Option(None, "--sr-uuid", help="SR to import into."),
+    clear_sr_uuid: bool = typer.Option(False, "--clear-sr-uuid", help="Forget the SR: use the pool's default SR."),
+    address: str = typer.Option(None, "--address", "-a", help="Host name, IP address, or a ~/.ssh/config Host alias."),
+    ssh_config_host: str = typer.Option(
+        None, "--ssh-config-host", metavar="ALIAS",
+        help="Reach the host through this ~/.ssh/config Host entry: sets the address and clears port, user and "
+        "key file so that the entry gives them (unless given here too).",
+    ),
+    port: int = typer.Option(None, "--port", "-p", help="SSH port."),
+    user: str = typer.Option(None, "--user", "-l", help="Login user."),
+    key_file: str = typer.Option(None, "--key-file", "-i", help="Private key file."),
+    display_name: str = typer.Option(None, "--display-name", "--name", help="The host's unique name."),
+) -> None:
+    """Change a host's record in place (its id stays, so its jobs can be retried); print what changed."""
+    catalog(ctx)
+    changes = hosts.HostChanges(
+        name=display_name, address=address, ssh_config_host=ssh_config_host, port=port, user=user,
+        key_file=key_file, sr_uuid=sr_uuid, clear_sr_uuid=clear_sr_uuid,
+    )
+    host, changed = hosts.modify_host(host_id, changes)
+    if not changed:
+        typer.echo(f"{host.id}: nothing changed")
+    for name, old, new in changed:
+        typer.echo(f"{host.id}: {name}: {shown(old)} -> {shown(new)}")
+
+
+def shown(value: object) -> str:
+    return "(none)" if value is None else str(value)
+
+
 @app.command("check")
 def check(
     ctx: typer.Context,

@@ -119,9 +119,18 @@ def retry(
     ctx: typer.Context,
     job_id: str = typer.Argument(..., metavar="JOB_ID", help="The failed job's id."),
     detach: bool = typer.Option(False, "--detach", help="Only queue it for a worker instead of running it here."),
+    host: str = typer.Option(
+        None, "--host", metavar="HOST",
+        help="Run the import on this host instead (hn- id or name), e.g. when the job's host was deleted and "
+        "added again; every step runs again there.",
+    ),
 ) -> None:
     """Resume a failed job where it stopped (done steps are kept; uploads continue from what was verified)."""
     catalog(ctx)
+    if host is not None:
+        from vdcmanage.importer.request import move_to_host
+
+        move_to_host(job_id, host)
     job = queue.retry(job_id)
     if detach:
         typer.echo(job.id)
