@@ -45,7 +45,7 @@ from vdcmanage.jobs.runner import StepContext
 from vdcmanage.remote.check import SrChoice, SrReport, choose_sr, ready_sr
 from vdcmanage.remote.errors import ConnectionLost, HostUnusable, RemoteTimeout, XeError
 from vdcmanage.remote.ssh import Connection
-from vdcmanage.remote.xe import Xe
+from vdcmanage.remote.xe import Xe, XeCapabilities
 
 SR_GRANULARITY = 2 * 1024 * 1024  # file SRs round VHD sizes up to 2 MiB (xe-facts.md §1, "Sizes")
 RECONNECTS = 3
@@ -188,6 +188,28 @@ class ImportPipeline:
             queue.log(self.job_id, f"SR {sr.uuid} ({choice.source}): {sr.name_label}, {sr.type}")
         return sr
 
+    # -- preflight -------------------------------------------------------------------------------
+
+    def preflight(self, ctx: StepContext) -> None:
+        """At the start of every run (first, retried, taken over), before anything is hashed, converted or
+        sent: the host is reachable with the expected key, login works, xe answers, the SR (chosen as
+        ``host check`` chooses) exists, is a mounted file SR, and it and the backup storage have room."""
+        from vdcmanage.importer import preflight as room
+
+        conn = self.host()  # connect, host key, login: HostUnusable with the reason
+        caps = Xe(conn).capabilities()
+        sr = self.on_host(self.settle_sr)
+        done = {s.name for s in queue.steps_of(self.job_id) if s.state in ("done", "skipped")}
+        sizes = room.source_sizes(Path(self.params.path), self.detail("inspect"))
+        needs = room.room_needed(sizes, upload_format_for(caps), set(STEPS) - done)
+        lines = [room.check_sr_room(f"SR {sr.uuid} ({sr.name_label})", sr.free, needs)]
+        if needs.storage:
+            storage = self.storage()
+            free = (room.local_free(storage.path) if storage.storage_type == "local"
+                    else room.remote_free(self.web(storage), storage.path))
+            lines.append(room.check_storage_room(f"backup storage {storage.id} ({storage.path})", free, needs.storage))
+        ctx.log("preflight: " + "; ".join(lines))
+
     # -- steps -----------------------------------------------------------------------------------
 
     def step_inspect(self, ctx: StepContext) -> None:
@@ -199,7 +221,7 @@ class ImportPipeline:
         digests = file_digests(path, progress=ctx.progress)
         caps = self.on_host(lambda conn: Xe(conn).capabilities())
         sr = self.on_host(self.settle_sr)
-        upload_format = "vhd" if "vhd" in caps.import_formats else "raw"
+        upload_format = upload_format_for(caps)
         ctx.save(
             source_format=info.format,
             virtual_size=info.virtual_size,
@@ -438,3 +460,7 @@ class ImportPipeline:
         self.on_host(undo)
         self.drop_host()
 
+
+def upload_format_for(caps: XeCapabilities) -> str:
+    """VHD where the host's vdi-import takes it (6.5 and later): only the image's data travels."""
+    return "vhd" if "vhd" in caps.import_formats else "raw"
