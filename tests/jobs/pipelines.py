@@ -51,3 +51,15 @@ class CountingPipeline:
 
     def result(self) -> dict[str, Any]:
         return {"lines": len(self.out.read_text().splitlines())}
+
+
+class PreflightPipeline(CountingPipeline):
+    """CountingPipeline with a preflight that notes each run and refuses while params['refuse_if'] exists."""
+
+    def preflight(self, ctx: StepContext) -> None:
+        from vdcmanage.errors import Refused
+
+        with self.out.open("a") as f:
+            f.write("preflight\n")
+        if Path(self.params["refuse_if"]).exists():
+            raise Refused("no room: 1.0 MiB free, the job needs 2.0 MiB")
