@@ -63,3 +63,16 @@ class PreflightPipeline(CountingPipeline):
             f.write("preflight\n")
         if Path(self.params["refuse_if"]).exists():
             raise Refused("no room: 1.0 MiB free, the job needs 2.0 MiB")
+
+
+def stall_in_work(job_id: str, position: int) -> None:
+    """A job whose worker died in step 'work' at ``position``, its heartbeat old enough for a take-over."""
+    from vdcmanage.catalog.models import Job
+    from vdcmanage.jobs import queue
+
+    queue.claim_next("dead-worker", job_id=job_id)
+    queue.start_step(job_id, "prepare")
+    queue.finish_step(job_id, "prepare")
+    queue.start_step(job_id, "work")
+    queue.save_step_detail(job_id, "work", {"position": position})
+    Job.update(heartbeat_at=queue.stale_cutoff(120)).where(Job.id == job_id).execute()

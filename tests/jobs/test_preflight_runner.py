@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.jobs.pipelines import stall_in_work
 from vdcmanage.catalog.models import Job, JobStep
 from vdcmanage.errors import ExitCode
 from vdcmanage.jobs import queue, runner
@@ -48,12 +49,7 @@ def test_refusal_fails_the_job_before_any_step_and_retry_checks_again(catalog: s
 
 def test_a_taken_over_job_runs_the_preflight_again(catalog: str, tmp_path: Path) -> None:
     job = submit(tmp_path, total=4)
-    queue.claim_next("dead-worker")
-    queue.start_step(job.id, "prepare")
-    queue.finish_step(job.id, "prepare")
-    queue.start_step(job.id, "work")
-    queue.save_step_detail(job.id, "work", {"position": 2})
-    Job.update(heartbeat_at=queue.stale_cutoff(120)).where(Job.id == job.id).execute()
+    stall_in_work(job.id, 2)
     (tmp_path / "full").touch()  # the room went away while the first worker was dead
     taken = queue.claim_next("w2")
     assert taken is not None and runner.run_job(taken, "w2").state == "failed"
