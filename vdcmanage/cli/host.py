@@ -237,6 +237,7 @@ def print_check(report: Any) -> None:
     if report.capabilities:
         caps = report.capabilities
         rows.append(("vdi-import formats", ", ".join(caps["import_formats"])))
+        rows.append(("import path", caps["import_path_reason"]))
     if report.chosen_sr or failed == "SR":
         rows.append(("chosen SR", chosen_sr_text(report)))
     print_table(["CHECK", "RESULT"], rows)

@@ -45,7 +45,7 @@ from vdcmanage.jobs.runner import StepContext
 from vdcmanage.remote.check import SrChoice, SrReport, choose_sr, ready_sr
 from vdcmanage.remote.errors import ConnectionLost, HostUnusable, RemoteTimeout, XeError
 from vdcmanage.remote.ssh import Connection
-from vdcmanage.remote.xe import Xe, XeCapabilities
+from vdcmanage.remote.xe import Xe
 
 SR_GRANULARITY = 2 * 1024 * 1024  # file SRs round VHD sizes up to 2 MiB (xe-facts.md §1, "Sizes")
 RECONNECTS = 3
@@ -201,7 +201,7 @@ class ImportPipeline:
         sr = self.on_host(self.settle_sr)
         done = {s.name for s in queue.steps_of(self.job_id) if s.state in ("done", "skipped")}
         sizes = room.source_sizes(Path(self.params.path), self.detail("inspect"))
-        needs = room.room_needed(sizes, upload_format_for(caps), set(STEPS) - done)
+        needs = room.room_needed(sizes, caps.upload_format, set(STEPS) - done)
         lines = [room.check_sr_room(f"SR {sr.uuid} ({sr.name_label})", sr.free, needs)]
         if needs.storage:
             storage = self.storage()
@@ -221,7 +221,7 @@ class ImportPipeline:
         digests = file_digests(path, progress=ctx.progress)
         caps = self.on_host(lambda conn: Xe(conn).capabilities())
         sr = self.on_host(self.settle_sr)
-        upload_format = upload_format_for(caps)
+        upload_format = caps.upload_format
         ctx.save(
             source_format=info.format,
             virtual_size=info.virtual_size,
@@ -236,6 +236,7 @@ class ImportPipeline:
             f"{info.format} image, virtual size {info.virtual_size} bytes, md5 {digests.md5}; "
             f"{caps.product}: uploading {upload_format} into SR {sr.uuid} ({sr.type}, {self.sr_choice_source()})"
         )
+        ctx.log(f"import path: {caps.import_path()}", "warning" if caps.import_path_note else "info")
 
     def step_convert(self, ctx: StepContext) -> None:
         from vdcmanage.importer.localimage import convert
@@ -460,7 +461,3 @@ class ImportPipeline:
         self.on_host(undo)
         self.drop_host()
 
-
-def upload_format_for(caps: XeCapabilities) -> str:
-    """VHD where the host's vdi-import takes it (6.5 and later): only the image's data travels."""
-    return "vhd" if "vhd" in caps.import_formats else "raw"

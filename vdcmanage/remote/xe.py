@@ -265,6 +265,19 @@ class XeCapabilities:
     import_progress: bool  # vdi-import takes --progress
     export_formats: frozenset[str]  # empty: no vdi-export (XenServer 6.2)
     case_insensitive_sizes: bool  # xapi >= 24.20's size parser (informational: we send plain bytes)
+    import_path_note: str | None = None  # the release implies another vdi-import than xe help shows
+
+    @property
+    def upload_format(self) -> str:
+        """VHD where vdi-import honours it (6.5 and later): only the image's data travels; raw otherwise."""
+        return "vhd" if "vhd" in self.import_formats else "raw"
+
+    def import_path(self) -> str:
+        """Which path an import takes and why, for ``host check`` and the job log."""
+        why = "xe help shows format= for vdi-import" if self.upload_format == "vhd" else (
+            "xe help shows no format= for vdi-import (it would be ignored)")
+        text = f"{self.upload_format} ({why})"
+        return f"{text}; {self.import_path_note}" if self.import_path_note else text
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -275,6 +288,8 @@ class XeCapabilities:
             "import_progress": self.import_progress,
             "export_formats": sorted(self.export_formats),
             "case_insensitive_sizes": self.case_insensitive_sizes,
+            "import_path": self.upload_format,
+            "import_path_reason": self.import_path(),
         }
 
 
@@ -318,7 +333,36 @@ def capabilities_from(help_text: str, hosts: Sequence[HostInfo]) -> XeCapabiliti
         import_progress="progress" in importing["optn"],
         export_formats=frozenset(export_formats),
         case_insensitive_sizes=xapi is not None and xapi >= XAPI_NEW_SIZE_PARSER,
+        import_path_note=release_disagrees(hosts, "vhd" in formats),
     )
+
+
+VHD_IMPORT_SINCE = (6, 5)  # XenServer 6.5 added format= to vdi-import (xe-facts.md, section 5)
+
+
+def release_disagrees(hosts: Sequence[HostInfo], probed_vhd: bool) -> str | None:
+    """When the hosts' release implies the other vdi-import than xe help shows, say so: the help is what
+    this xe accepts (a patched or odd build), so it decides, but the operator should know."""
+    implied = [implies_vhd(h.software_version) for h in hosts]
+    if not implied or None in implied:
+        return None
+    release = product_of(hosts)
+    if all(implied) and not probed_vhd:
+        return f"{release} normally imports VHD, but this host's xe help offers raw only: importing raw"
+    if not all(implied) and probed_vhd:
+        return f"{release} normally imports raw only, but this host's xe help offers format=vhd: importing VHD"
+    return None
+
+
+def implies_vhd(software: Mapping[str, str]) -> bool | None:
+    """XCP-ng and Citrix Hypervisor always; XenServer from 6.5; None for a release we cannot place."""
+    brand = software.get("product_brand", "")
+    if brand in ("XCP-ng", "Citrix Hypervisor"):
+        return True
+    version = version_tuple(software.get("product_version"))
+    if brand != "XenServer" or version is None:
+        return None
+    return version >= VHD_IMPORT_SINCE
 
 
 def xapi_version_of(host: HostInfo) -> tuple[int, ...] | None:
