@@ -1,4 +1,4 @@
-"""A pipeline's preflight runs at the start of every run: the first, a retry, a take-over."""
+"""How runs and steps start: the preflight at every run (first, retry, take-over); each step at zero bytes."""
 
 from __future__ import annotations
 
@@ -68,3 +68,12 @@ def test_a_cancel_of_a_failed_job_cleans_up_without_a_preflight(catalog: str, tm
     queue.request_cancel(job.id)
     assert runner.run_job(queue.claim_next("w1"), "w1").state == "cancelled"  # type: ignore[arg-type]
     assert lines(tmp_path) == ["preflight", "cleanup"]
+
+
+def test_a_step_starts_at_zero_not_with_the_previous_steps_bytes(
+    catalog: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(runner.KINDS, "test-progress", "tests.jobs.pipelines:ProgressNotingPipeline")
+    queue.submit("test-progress", {"out": str(tmp_path / "out.txt"), "total": 3}, ["prepare", "work", "finish"])
+    assert runner.run_job(queue.claim_next("w1"), "w1").state == "succeeded"  # type: ignore[arg-type]
+    assert "finish starts at finish 0/0, job finish 0/0" in lines(tmp_path)  # 'work' ended at 3/3

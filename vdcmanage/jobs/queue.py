@@ -145,6 +145,11 @@ class Progress:
     done: int = 0
     total: int = 0
 
+    def restart(self, step: str) -> None:
+        """A new step starts at zero: nothing of the previous step's bytes carries over."""
+        self.done = self.total = 0
+        self.step = step
+
 
 def steps_of(job_id: str) -> list[JobStep]:
     return list(JobStep.select().where(JobStep.job == job_id).order_by(JobStep.position))
@@ -156,7 +161,7 @@ def start_step(job_id: str, name: str) -> None:
         JobStep.update(state="running", started_at=now, finished_at=None, error=None).where(
             JobStep.job == job_id, JobStep.name == name
         ).execute()
-        Job.update(current_step=name, updated_at=now).where(Job.id == job_id).execute()
+        Job.update(current_step=name, bytes_done=0, bytes_total=0, updated_at=now).where(Job.id == job_id).execute()
         log(job_id, f"step {name} started")
 
 

@@ -193,6 +193,7 @@ def run_steps(
                 continue
             step = record.name
             ctx = context(step)
+            ctx.progress_state.restart(step)  # the heartbeat must not write the previous step's bytes
             queue.start_step(job.id, step)
             pipeline.run_step(ctx)
             queue.finish_step(job.id, step)
