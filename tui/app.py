@@ -24,6 +24,7 @@ from tui.screens.help import CatalogErrorScreen, HelpScreen
 from tui.screens.hosts import HostsScreen
 from tui.screens.images import ImagesScreen
 from tui.screens.jobs import JobsScreen
+from vdcmanage.textsafe import visible
 
 POLL_INTERVAL_S = 1.0  # what other processes change appears within about this plus one query
 NOT_ANSWERING_AFTER_S = 5.0  # a poll outstanding this long: the catalog is reported as not answering
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.db)
         return run(settings.db_url)
     except VdcError as exc:
-        sys.stderr.write(f"ERROR: {exc.message}\n")
+        sys.stderr.write(f"ERROR: {visible(exc.message)}\n")
         return int(exit_code_for(exc))
 
 

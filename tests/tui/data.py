@@ -267,3 +267,33 @@ def add_inventory() -> None:
         created_at=at(995),
         updated_at=at(995),
     )
+
+
+# -- hostile text: markup, terminal escapes and control characters in every free-text field ---------------
+
+# One line (names are refused with a newline), with Rich/Textual markup, ESC, a C1 CSI and DEL.
+HOSTILE_NAME = "[/]evil [bold]x[link=https://e.example]y\x1b[2J\x9b31m\x7f"
+# Free text may span lines: a forged ERROR: line, an OSC title change with BEL, a tab.
+HOSTILE_TEXT = HOSTILE_NAME + "\nERROR: forged\x1b]0;owned\x07\tend"
+
+
+def add_hostile_records() -> None:
+    """An account, image, host, backup storage and failed job whose every free-text field is hostile."""
+    with transaction(write=True):
+        Account.create(id="a-evil0001", name=HOSTILE_NAME, description=HOSTILE_TEXT, created_at=NOW, updated_at=NOW)
+        Image.create(
+            id="wmi-evil0001", account="a-evil0001", source_uri=f"file:///srv/{HOSTILE_NAME}.raw", arch="x86_64",
+            is_public=False, state="available", display_name=HOSTILE_NAME, description=HOSTILE_TEXT,
+            file_format="raw", size=MiB, virtual_size=MiB, md5="0" * 32, sha256="0" * 64,
+            created_at=at(700), updated_at=at(700),  # the oldest: the first row of the images view
+        )  # fmt: skip
+        Host.create(
+            id="hn-evil0001", name=HOSTILE_NAME, address=f"{HOSTILE_NAME}.example", port=22, user="root",
+            key_file=f"/keys/{HOSTILE_NAME}", sr_uuid=None, created_at=NOW, updated_at=NOW,
+        )  # fmt: skip
+        BackupStorage.create(
+            id="bkst-evil0001", display_name=HOSTILE_NAME, storage_type="ssh", base_uri=f"http://{HOSTILE_NAME}/",
+            path=f"/var/www/{HOSTILE_NAME}", address=HOSTILE_NAME, created_at=NOW, updated_at=NOW,
+        )  # fmt: skip
+        add_job(-10, "job-evil0001", "failed", "publish", MiB, 2 * MiB, 1.0, 2.0, HOSTILE_TEXT, HOSTILE_NAME)
+        JobLog.create(job="job-evil0001", at=at(0.5), level="error", message=HOSTILE_TEXT)

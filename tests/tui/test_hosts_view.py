@@ -71,7 +71,7 @@ def test_check_runs_the_injected_check_and_shows_its_rows(tui_catalog: str) -> N
         assert "name label  xen62" in pane
         assert "mounted=/var/run/sr-mount/4c2a7f3e" in pane
         assert screen.status.text == "✓ host check hn-xen62a: ok"
-        assert screen.host_table.get_cell("hn-xen62a", "check") == "ok"
+        assert str(screen.host_table.get_cell("hn-xen62a", "check")) == "ok"
         assert asked == ["hn-xen62a"]
 
     drive(make_app(tui_catalog, check_host=check), scenario)
@@ -87,7 +87,7 @@ def test_a_failed_check_shows_which_part_broke(tui_catalog: str) -> None:
         await wait_until(pilot, lambda: "FAILED" in check_pane(screen))
         assert "ERROR: Cannot connect to hn-xcp83b: connection refused" in check_pane(screen)
         assert screen.status.text == "ERROR: host check hn-xcp83b: Cannot connect to hn-xcp83b: connection refused"
-        assert screen.host_table.get_cell("hn-xcp83b", "check") == "FAILED"
+        assert str(screen.host_table.get_cell("hn-xcp83b", "check")) == "FAILED"
 
     drive(make_app(tui_catalog, check_host=check), scenario)
 
@@ -116,7 +116,7 @@ def test_a_slow_check_never_blocks_the_keyboard_and_quitting_does_not_wait_for_i
         screen = await hosts_ready(pilot)
         await pilot.press("c")
         await wait_until(pilot, lambda: "Checking" in check_pane(screen))
-        assert screen.host_table.get_cell("hn-xen62a", "check") == "checking…"
+        assert str(screen.host_table.get_cell("hn-xen62a", "check")) == "checking…"
         started = time.monotonic()
         await pilot.press("1")  # other views answer at once while the check waits
         await wait_until(pilot, lambda: pilot.app.screen.__class__.__name__ == "ImagesScreen", timeout=1)

@@ -205,3 +205,30 @@ def test_a_dropped_session_ends_the_dashboard_and_loses_nothing(
         time.sleep(0.1)
     assert not running(pid)
     assert count_images(ImageSearch()) == 7
+
+
+def test_hosts_screen_shows_hostile_names_in_a_real_terminal(
+    dashboard: Callable[..., Tmux], run_cli, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """The issue's crash, as an operator meets it: ``host add '[/]evil' …`` then the hosts screen. The
+    names also carry a window-title change (OSC 2) and a clear-screen: shown spelled out, never obeyed."""
+    name = "[/]evil\x1b]2;owned\x07\x1b[2J[bold]x"
+    shown = "[/]evil\\x1b]2;owned\\x07\\x1b[2J[bold]x"
+    assert run_cli("host", "add", name, "--address", "10.9.9.9", "--uuid", "hn-evil0001").code == 0
+    added = run_cli("backupstorage", "add", "--storage-type", "local", "--base-uri", "http://t.example/",
+                    "--path", str(tmp_path), "--display-name", name, "--uuid", "bkst-evil0001")  # fmt: skip
+    assert added.code == 0, added
+    tmux = dashboard(TERM="xterm-256color")
+    tmux.wait_for(lambda s: "wmi-gentoo1" in s, "the images table")
+    title = tmux.run("display", "-p", "-t", "main", "#{pane_title}").stdout.strip()
+    tmux.keys("3")
+    text = tmux.wait_for(lambda s: "hn-evil0001" in s and "bkst-evil0001" in s, "the hosts view")
+    assert "[/]evil\\x1b]2;" in text  # in the tables, cut to their columns
+    tmux.keys("Down", "Down")  # the new host: its pane shows the whole name
+    text = tmux.wait_for(lambda s: f"hn-evil0001  {shown}" in s, "the new host's pane")
+    tmux.keys("Tab", "Down", "Down")  # the backup storage's pane
+    text = tmux.wait_for(lambda s: f"bkst-evil0001  {shown}" in s, "the new storage's pane")
+    assert text.splitlines()[0].startswith(" vdc-manage  1 Images  2 Jobs  3 Hosts")  # nothing cleared the screen
+    assert tmux.run("display", "-p", "-t", "main", "#{pane_title}").stdout.strip() == title != "owned"
+    assert tmux.alive()
+    tmux.keys("q")

@@ -593,10 +593,22 @@ def refresh_utilisation(state: dict[str, Any], state_dir: str, sr: dict[str, Any
 RUNNING_TOOLS: list[subprocess.Popen[str]] = []
 
 
+KILLING_SIGNALS = {signal.SIGTERM, signal.SIGHUP}
+
+
 def run_tool(argv: list[str]) -> None:
-    """Run a helper (qemu-img) that dies with this process, see :func:`die_with_children`."""
-    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+    """Run a helper (qemu-img) that dies with this process, see :func:`die_with_children`.
+
+    The killing signals are held back from the fork until the helper is in RUNNING_TOOLS: one
+    that came in between would end this process and leave an orphan still writing the VDI."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, KILLING_SIGNALS)
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, KILLING_SIGNALS))
         RUNNING_TOOLS.append(proc)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, KILLING_SIGNALS)
+    with proc:
         _out, err = proc.communicate()
         RUNNING_TOOLS.remove(proc)
     if proc.returncode != 0:

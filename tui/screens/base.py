@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from rich.text import Text
 from textual import on
 from textual.screen import Screen
-from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from tui.catalog import call_catalog, error_text
 from tui.messages import ActionDone, CatalogChanged, RowsCounted, RowsFailed, RowsLoaded, RowsPage
+from tui.plain import PlainStatic, plain
 from tui.widgets.lazytable import LazyTable
 
 if TYPE_CHECKING:
@@ -44,8 +43,9 @@ class Window(Generic[S]):
     key_of: Callable[[Any], str]
 
 
-class StatusLine(Static):
-    """The last result: ``✓ done …`` or ``ERROR: …`` (the word, not only the colour, says which)."""
+class StatusLine(PlainStatic):
+    """The last result: ``✓ done …`` or ``ERROR: …`` (the word, not only the colour, says which), on one
+    line whatever the message quotes (names, paths, remote errors are shown literally)."""
 
     DEFAULT_CSS = """
     StatusLine { height: 1; padding: 0 1; }
@@ -54,7 +54,7 @@ class StatusLine(Static):
 
     def show(self, message: str, *, error: bool = False) -> None:
         self.set_class(error, "-error")
-        self.update(Text(f"ERROR: {message}" if error else message))
+        self.update(plain(f"ERROR: {message}" if error else message))
 
     @property
     def text(self) -> str:

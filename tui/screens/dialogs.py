@@ -15,11 +15,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, Static, TextArea
+from textual.widgets import Button, Checkbox, Input, Label, TextArea
 
 from tui.catalog import call_catalog, error_text
 from tui.messages import ActionDone
+from tui.plain import PlainStatic, plain
 from tui.widgets.bars import KeyBar
+from vdcmanage.textsafe import visible, visible_lines
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -40,8 +42,8 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="confirm"):
-            yield Static(Text(self.title_text, style="bold"), classes="dialog-title")
-            yield Static(Text(self.question), id="question")
+            yield PlainStatic(Text(self.title_text, style="bold"), classes="dialog-title")
+            yield PlainStatic(Text(self.question), id="question")
             with Horizontal(classes="buttons"):
                 yield Button(Text(f"{self.confirm_label} (y)"), id="yes", variant="error", compact=True)
                 yield Button(Text("Cancel (n)"), id="no", compact=True)
@@ -69,15 +71,15 @@ class FormDialog(ModalScreen[str]):
     busy = False
 
     @property
-    def error_line(self) -> Static:
-        return self.query_one("#form-error", Static)
+    def error_line(self) -> PlainStatic:
+        return self.query_one("#form-error", PlainStatic)
 
     def show_error(self, message: str) -> None:
-        self.error_line.update(Text(f"ERROR: {message}"))
+        self.error_line.update(plain(f"ERROR: {message}"))
         self.error_line.add_class("-error")
 
     def show_info(self, message: str) -> None:
-        self.error_line.update(Text(message))
+        self.error_line.update(plain(message))
         self.error_line.remove_class("-error")
 
     def submit_call(self, summary: str, call: Callable[[], object]) -> None:
@@ -122,50 +124,55 @@ class FormDialog(ModalScreen[str]):
             self.action_cancel()
 
     def buttons(self, submit_label: str) -> ComposeResult:
-        yield Static("", id="form-error")
+        yield PlainStatic("", id="form-error")
         with Horizontal(classes="buttons"):
             yield Button(Text(f"{submit_label} (ctrl+s)"), id="submit", variant="primary", compact=True)
             yield Button(Text("Cancel (esc)"), id="cancel", compact=True)
 
 
 class EditImageDialog(FormDialog):
-    """Display name, description and public flag of one image, changed through ``modify_image``."""
+    """Display name, description and public flag of one image, changed through ``modify_image``.
+
+    The editors draw their text as it is, so a name or description holding control characters is
+    shown spelled out (``\\x1b``); a field the operator leaves alone is not saved, one they change is
+    saved as they see it.
+    """
 
     def __init__(self, image: dict[str, Any], modify: Callable[..., object]) -> None:
         super().__init__()
         self.image = image
         self.modify = modify
+        self.shown: dict[str, Any] = {
+            "display_name": visible(image["display_name"] or ""),
+            "description": visible_lines(image["description"] or ""),
+            "is_public": bool(image["is_public"]),
+        }
 
     def compose(self) -> ComposeResult:
         image = self.image
         with Vertical(classes="dialog", id="edit-image"):
-            yield Static(Text(f"Edit image {image['id']}", style="bold"), classes="dialog-title")
+            yield PlainStatic(Text(f"Edit image {image['id']}", style="bold"), classes="dialog-title")
             with Grid(classes="form"):
                 yield Label("Display name")
-                yield Input(image["display_name"] or "", id="display-name", compact=True, max_length=255)
+                yield Input(self.shown["display_name"], id="display-name", compact=True, max_length=255)
                 yield Label("Public")
-                yield Checkbox("visible to every account", bool(image["is_public"]), id="public", compact=True)
+                yield Checkbox("visible to every account", self.shown["is_public"], id="public", compact=True)
             yield Label("Description (may span lines)")
             yield TextArea(
-                image["description"] or "", id="description", soft_wrap=True, show_line_numbers=False, compact=True
+                self.shown["description"], id="description", soft_wrap=True, show_line_numbers=False, compact=True
             )
             yield from self.buttons("Save")
         yield KeyBar()
 
     def changes(self) -> dict[str, Any]:
-        """Only the fields the operator changed, so a concurrent change of another field is not undone."""
-        image = self.image
+        """Only the fields the operator changed, so a concurrent change of another field is not undone
+        (and a value shown with its control characters spelled out is not saved spelled out)."""
         wanted: dict[str, Any] = {
             "display_name": self.query_one("#display-name", Input).value,
             "description": self.query_one("#description", TextArea).text,
             "is_public": self.query_one("#public", Checkbox).value,
         }
-        current = {
-            "display_name": image["display_name"] or "",
-            "description": image["description"] or "",
-            "is_public": bool(image["is_public"]),
-        }
-        return {key: value for key, value in wanted.items() if value != current[key]}
+        return {key: value for key, value in wanted.items() if value != self.shown[key]}
 
     def action_submit(self) -> None:
         changes = self.changes()

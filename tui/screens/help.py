@@ -11,7 +11,9 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
+from tui.plain import PlainStatic
 from tui.widgets.bars import KeyBar, TopBar
+from vdcmanage.textsafe import visible
 
 if TYPE_CHECKING:
     from tui.app import VdcApp
@@ -68,12 +70,12 @@ class HelpScreen(ModalScreen[None]):
         app: VdcApp = self.app  # type: ignore[assignment]
         text = Text()
         text.append("vdc-manage dashboard — keys\n\n", style="bold")
-        text.append(f"Catalog: {app.catalog_url}\n{ABOUT}\n\n")
+        text.append(f"Catalog: {visible(app.catalog_url)}\n{ABOUT}\n\n")
         for title, bindings in all_bindings():
             text.append_text(binding_lines(title, bindings))
             text.append("\n")
         with VerticalScroll(id="help", classes="dialog"):
-            yield Static(text)
+            yield PlainStatic(text)
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -99,22 +101,22 @@ class CatalogErrorScreen(Screen[None]):
         yield TopBar()
         with Vertical(id="catalog-error", classes="dialog"):
             yield Static(Text("The catalog cannot be opened", style="bold"))
-            yield Static(self._message(), id="catalog-error-text")
+            yield PlainStatic(self._message(), id="catalog-error-text")
         yield KeyBar()
 
     def _message(self) -> Text:
         app: VdcApp = self.app  # type: ignore[assignment]
         return Text(
-            f"ERROR: {self.error}\n\nCatalog: {app.catalog_url}\n"
+            f"ERROR: {visible(self.error)}\n\nCatalog: {visible(app.catalog_url)}\n"
             "It comes from --db, then $VDC_MANAGE_DB, then db= in the config file.\n"
             "Press r to try again once it is reachable."
         )
 
     def show(self, error: str) -> None:
         self.error = error
-        self.query_one("#catalog-error-text", Static).update(self._message())
+        self.query_one("#catalog-error-text", PlainStatic).update(self._message())
 
     def action_retry(self) -> None:
         app: VdcApp = self.app  # type: ignore[assignment]
-        self.query_one("#catalog-error-text", Static).update(Text("Connecting …"))
+        self.query_one("#catalog-error-text", PlainStatic).update(Text("Connecting …"))
         app.retry_open()

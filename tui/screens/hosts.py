@@ -11,16 +11,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.events import DescendantFocus
-from textual.widgets import DataTable, Label, Static
+from textual.widgets import DataTable, Label
 from textual.worker import get_current_worker
 
 from tui import format as fmt
 from tui.catalog import call_catalog, error_text
 from tui.hostcheck import HostCheckResult, run_abandonable
 from tui.messages import ActionDone, HostChecked, InventoryLoaded
+from tui.plain import PlainStatic, plain
 from tui.screens.base import DataScreen, StatusLine
 from tui.widgets.bars import KeyBar, TopBar
 from vdcmanage.catalog import browse
+from vdcmanage.textsafe import visible
 
 HOST_COLUMNS = ("ID", "Name", "Check", "Address", "Port", "User", "SR")
 STORAGE_COLUMNS = ("ID", "Name", "Type", "Base URI", "Path", "Address")
@@ -65,14 +67,14 @@ def record_text(pairs: list[tuple[str, object]]) -> Text:
     text = Text()
     for label, value in pairs:
         text.append(f"{label}: ", style="bold")
-        text.append(f"{'' if value is None else value}\n")
+        text.append(f"{'' if value is None else visible(value)}\n")
     return text
 
 
 def host_text(host: dict[str, Any], check: CheckState | None) -> Text:
     port = host["port"] if host["port"] is not None else "from ~/.ssh/config, else 22"
     user = host["user"] if host["user"] is not None else "from ~/.ssh/config, else root"
-    text = Text(f"{host['id']}  {host['name']}\n", style="bold")
+    text = Text(f"{host['id']}  {visible(host['name'])}\n", style="bold")
     text.append_text(
         record_text(
             [
@@ -87,7 +89,7 @@ def host_text(host: dict[str, Any], check: CheckState | None) -> Text:
 
 
 def storage_text(storage: dict[str, Any]) -> Text:
-    text = Text(f"{storage['id']}  {storage['display_name'] or ''}\n", style="bold")
+    text = Text(f"{storage['id']}  {visible(storage['display_name'] or '')}\n", style="bold")
     pairs: list[tuple[str, object]] = [
         ("Type", storage["storage_type"]),
         ("Base URI", storage["base_uri"]),
@@ -122,11 +124,11 @@ def check_text(host_id: str, check: CheckState | None) -> Text:
     text.append(f"host check {'ok' if result.ok else 'FAILED'}", style="bold")
     text.append(f"  (at {check.finished_at} UTC)\n")
     if result.error:
-        text.append(f"ERROR: {result.error}\n", style="bold")
+        text.append(f"ERROR: {visible(result.error)}\n", style="bold")
     width = max((len(label) for label, _ in result.summary), default=0)
     for label, value in result.summary:
-        text.append(f"  {label:<{width}}  ", style="bold")
-        text.append(f"{value}\n")
+        text.append(f"  {visible(label):<{width}}  ", style="bold")
+        text.append(f"{visible(value)}\n")
     return text
 
 
@@ -151,16 +153,16 @@ class HostsScreen(DataScreen):
     def compose(self) -> ComposeResult:
         yield TopBar()
         yield Label("Hosts", classes="section")
-        hosts: DataTable[str] = DataTable(id="hosts", cursor_type="row", zebra_stripes=False)
+        hosts: DataTable[Text] = DataTable(id="hosts", cursor_type="row", zebra_stripes=False)
         for label in HOST_COLUMNS:
             hosts.add_column(label, key=label.lower())
         yield hosts
         yield Label("Backup storages", classes="section")
-        storages: DataTable[str] = DataTable(id="storages", cursor_type="row")
+        storages: DataTable[Text] = DataTable(id="storages", cursor_type="row")
         storages.add_columns(*STORAGE_COLUMNS)
         yield storages
         with VerticalScroll(id="check-pane", classes="detail-pane"):
-            yield Static("", id="check-result")
+            yield PlainStatic("", id="check-result")
         yield StatusLine("")
         yield KeyBar()
 
@@ -168,7 +170,7 @@ class HostsScreen(DataScreen):
         self.set_focus(self.query_one("#hosts", DataTable))
 
     @property
-    def host_table(self) -> DataTable[str]:
+    def host_table(self) -> DataTable[Text]:
         return self.query_one("#hosts", DataTable)
 
     def reload(self) -> None:
@@ -212,7 +214,7 @@ class HostsScreen(DataScreen):
 
     def show_check(self) -> None:
         """The selected record in full: the host (and its last check) or the backup storage."""
-        pane = self.query_one("#check-result", Static)
+        pane = self.query_one("#check-result", PlainStatic)
         if self.showing == "storages":
             storage = selected_record(self.query_one("#storages", DataTable), self.storages)
             pane.update(storage_text(storage) if storage else Text("No backup storages: vdc-manage backupstorage add"))
@@ -257,23 +259,24 @@ class HostsScreen(DataScreen):
     def update_check_cell(self, host_id: str) -> None:
         table = self.host_table
         if host_id in {str(k.value) for k in table.rows}:
-            table.update_cell(host_id, "check", self.checks[host_id].word, update_width=True)
+            table.update_cell(host_id, "check", plain(self.checks[host_id].word), update_width=True)
 
 
-def selected_record(table: DataTable[str], records: list[dict[str, Any]]) -> dict[str, Any] | None:
+def selected_record(table: DataTable[Text], records: list[dict[str, Any]]) -> dict[str, Any] | None:
     if table.row_count == 0:
         return None
     key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
     return next((record for record in records if record["id"] == key), None)
 
 
-def fill(table: DataTable[str], rows: list[tuple[str, tuple[str, ...]]]) -> None:
-    """Replace the rows, keeping the cursor on the same record where it still exists."""
+def fill(table: DataTable[Text], rows: list[tuple[str, tuple[str, ...]]]) -> None:
+    """Replace the rows, keeping the cursor on the same record where it still exists. Cells are
+    ``Text``: a ``str`` cell would be parsed as markup (a host named ``[/]x`` broke the view)."""
     selected = None
     if table.row_count:
         selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
     table.clear()
     for key, cells in rows:
-        table.add_row(*(fmt.one_line(c) for c in cells), key=key)
+        table.add_row(*(plain(fmt.one_line(c)) for c in cells), key=key)
     if selected is not None and selected in {key for key, _ in rows}:
         table.move_cursor(row=table.get_row_index(selected), animate=False)

@@ -12,14 +12,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, VerticalScroll
 from textual.events import Key
-from textual.widgets import Input, Label, Static
+from textual.widgets import Input, Label
 
 from tui import format as fmt
+from tui.plain import PlainStatic
 from tui.screens.base import PagedScreen, StatusLine
 from tui.screens.dialogs import ConfirmDialog, EditImageDialog
 from tui.widgets.bars import KeyBar, TopBar
 from tui.widgets.lazytable import Column, LazyTable
 from vdcmanage.catalog import browse, images
+from vdcmanage.textsafe import visible, visible_lines
 
 COLUMNS = [
     Column("id", "ID", 12),
@@ -82,13 +84,14 @@ def image_detail(row: dict[str, Any]) -> Text:
         [("Job", row["job_id"] or "none"), ("Created", row["created_at"]), ("Updated", row["updated_at"])],
     ]
     text = Text()
-    text.append(f"{row['id']}  {row['display_name'] or ''}\n", style="bold")
+    text.append(f"{row['id']}  {visible(row['display_name'] or '')}\n", style="bold")
     for pairs in lines:
         for i, (label, value) in enumerate(pairs):
             text.append(("   " if i else "") + f"{label}: ", style="bold")
-            text.append("" if value is None else str(value))
+            text.append("" if value is None else visible(value))
         text.append("\n")
-    description = (row["description"] or "").splitlines()
+    # Rich drops BEL, BS, CR ... from appended text silently: spell them out first (the lines stay lines).
+    description = visible_lines(row["description"] or "").splitlines()
     text.append("Description: ", style="bold")
     text.append(description[0] if description else "none")
     for line in description[1:]:
@@ -129,7 +132,7 @@ class ImagesScreen(PagedScreen[dict[str, Any], browse.ImageSearch]):
                 compact=True,
                 max_length=browse.SEARCH_MAX,
             )
-            yield Static("", id="summary")
+            yield PlainStatic("", id="summary")
         with Container(id="body"):
             yield LazyTable(
                 COLUMNS,
@@ -140,7 +143,7 @@ class ImagesScreen(PagedScreen[dict[str, Any], browse.ImageSearch]):
                 id="images-table",
             )
             with VerticalScroll(id="image-detail", classes="detail-pane"):
-                yield Static("", id="image-detail-text")
+                yield PlainStatic("", id="image-detail-text")
         yield StatusLine("")
         yield KeyBar()
 
@@ -172,7 +175,7 @@ class ImagesScreen(PagedScreen[dict[str, Any], browse.ImageSearch]):
             count = f"{self.total:,} image{'s' if self.total != 1 else ''}"
         arrow = "▼" if self.search.descending else "▲"
         sort = SORT_LABELS.get(self.search.sort, self.search.sort)
-        self.query_one("#summary", Static).update(f"{count} · {sort}{arrow}")
+        self.query_one("#summary", PlainStatic).update(f"{count} · {sort}{arrow}")
 
     @on(LazyTable.Highlighted)
     def _highlighted(self, message: LazyTable.Highlighted) -> None:
@@ -184,7 +187,7 @@ class ImagesScreen(PagedScreen[dict[str, Any], browse.ImageSearch]):
             return
         row = self.table.selected
         text = image_detail(row) if row is not None else Text("No image selected")
-        self.query_one("#image-detail-text", Static).update(text)
+        self.query_one("#image-detail-text", PlainStatic).update(text)
 
     # --- filter and sort -------------------------------------------------------------------------
 
@@ -270,7 +273,7 @@ class ImagesScreen(PagedScreen[dict[str, Any], browse.ImageSearch]):
         row = self.selected_image()
         if row is None:
             return
-        name = f" “{row['display_name']}”" if row["display_name"] else ""
+        name = f" “{visible(row['display_name'])}”" if row["display_name"] else ""
         question = (
             f"Delete image {row['id']}{name}?\n\n"
             "It leaves the listings and its id is never reused; the record stays as deleted. "

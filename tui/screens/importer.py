@@ -17,6 +17,7 @@ from textual.widgets import Input, Label, Select, Static
 
 from tui.catalog import call_catalog, error_text
 from tui.messages import ActionDone, ChoicesLoaded
+from tui.plain import plain
 from tui.screens.dialogs import FormDialog
 from tui.widgets.bars import KeyBar
 from vdcmanage.catalog import browse
@@ -24,9 +25,10 @@ from vdcmanage.catalog.images import ARCHES
 from vdcmanage.catalog.models import SHARED_ACCOUNT_ID
 
 
-def choice(record: dict[str, Any], name_key: str) -> tuple[str, str]:
+def choice(record: dict[str, Any], name_key: str) -> tuple[Text, str]:
+    """A select option: the record's name shown literally (a ``str`` prompt would be markup)."""
     name = record.get(name_key)
-    return (f"{name} ({record['id']})" if name else record["id"], record["id"])
+    return (plain(f"{name} ({record['id']})" if name else record["id"]), record["id"])
 
 
 class ImportDialog(FormDialog):

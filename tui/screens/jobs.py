@@ -13,17 +13,19 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.events import Key
-from textual.widgets import Input, Label, Static
+from textual.widgets import Input, Label
 
 from tui import format as fmt
 from tui.catalog import call_catalog, error_text
 from tui.messages import ActionDone, DetailLoaded
+from tui.plain import PlainStatic
 from tui.screens.base import DataScreen, PagedScreen, StatusLine
 from tui.screens.dialogs import ConfirmDialog
 from tui.screens.importer import ImportDialog
 from tui.widgets.bars import KeyBar, TopBar
 from tui.widgets.lazytable import Column, LazyTable
 from vdcmanage.jobs import browse, queue
+from vdcmanage.textsafe import visible
 
 COLUMNS = [
     Column("id", "ID", 12),
@@ -112,7 +114,7 @@ class JobsScreen(PagedScreen[browse.JobRow, browse.JobSearch]):
         with Horizontal(classes="filter-bar"):
             yield Label("Filter ", classes="filter-label")
             yield Input(placeholder="/ to search id, file, step, error", id="filter", compact=True, max_length=200)
-            yield Static("", id="summary")
+            yield PlainStatic("", id="summary")
         yield LazyTable(
             COLUMNS,
             lambda job, key: job_cell(job, key, now()),
@@ -150,7 +152,7 @@ class JobsScreen(PagedScreen[browse.JobRow, browse.JobSearch]):
         else:
             count = f"{self.total:,} job{'s' if self.total != 1 else ''}"
         state = self.search.state or "all states"
-        self.query_one("#summary", Static).update(f"{count} · {state}")
+        self.query_one("#summary", PlainStatic).update(f"{count} · {state}")
 
     def action_filter(self) -> None:
         filter_box = self.query_one("#filter", Input)
@@ -220,7 +222,7 @@ class JobsScreen(PagedScreen[browse.JobRow, browse.JobSearch]):
 
 def confirm_cancel(screen: DataScreen, job_id: str, label: str) -> None:
     """Cancelling stops a running import and removes what it made on the host: ask first, naming the job."""
-    what = f" ({label})" if label else ""
+    what = f" ({visible(label)})" if label else ""
     question = (
         f"Cancel job {job_id}{what}?\n\n"
         "A running job stops at its next chunk and removes what it created on the host; "
@@ -255,7 +257,7 @@ class JobDetailScreen(DataScreen):
     def compose(self) -> ComposeResult:
         yield TopBar()
         with VerticalScroll(id="job-detail"):
-            yield Static(Text(f"Loading {self.job_id} …"), id="job-detail-text")
+            yield PlainStatic(Text(f"Loading {self.job_id} …"), id="job-detail-text")
         yield StatusLine("")
         yield KeyBar()
 
@@ -284,7 +286,7 @@ class JobDetailScreen(DataScreen):
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         self.detail = message.data
-        self.query_one("#job-detail-text", Static).update(job_detail_text(message.data))
+        self.query_one("#job-detail-text", PlainStatic).update(job_detail_text(message.data))
 
     def show_result(self, message: ActionDone) -> None:
         if message.summary.startswith("load "):
@@ -326,10 +328,10 @@ def job_detail_text(d: dict[str, Any]) -> Text:
     text.append(f"{d['id']}  {d['kind']}  {state}", style="bold")
     text.append("  cancel requested\n" if d["cancel_requested"] else "\n")
     if d["error"]:
-        text.append(f"Error: {d['error']}\n", style="bold")
+        text.append(f"Error: {visible(d['error'])}\n", style="bold")
     known = list(PARAM_LABELS)
     params = sorted(d["params"].items(), key=lambda kv: known.index(kv[0]) if kv[0] in known else len(known))
-    pairs: list[tuple[str, object]] = [(PARAM_LABELS.get(k, k.replace("_", " ")), v) for k, v in params]
+    pairs: list[tuple[str, object]] = [(PARAM_LABELS.get(k, visible(k.replace("_", " "))), v) for k, v in params]
     pairs += [
         ("Result", d["result"]),
         ("Attempts", d["attempts"]),
@@ -343,7 +345,7 @@ def job_detail_text(d: dict[str, Any]) -> Text:
     for label, value in pairs:
         if value not in (None, ""):
             text.append(f"{label:>{width}}: ", style="bold")
-            text.append(f"{value}\n")
+            text.append(f"{visible(value)}\n")
     text.append("\nSteps (times UTC)\n", style="bold underline")
     header = f"  {'step':<11}{'state':<8}{'started':<9}{'finished':<9}{'time':>6} {'bytes':>15} {'rate':>9}\n"
     text.append(header, style="bold")
@@ -352,7 +354,7 @@ def job_detail_text(d: dict[str, Any]) -> Text:
     text.append("\nLog (last lines)\n", style="bold underline")
     for line in d["log"]:
         style = "bold" if line["level"] == "error" else ""
-        text.append(f"  {clock_time(line['at'])} {line['level']:<5} {line['message']}\n", style=style)
+        text.append(f"  {clock_time(line['at'])} {line['level']:<5} {visible(line['message'])}\n", style=style)
     return text
 
 
@@ -365,7 +367,7 @@ def step_line(step: dict[str, Any]) -> Text:
         style="bold" if step["state"] == "failed" else "",
     )
     if step["error"]:
-        line.append(f"      {step['error']}\n", style="bold")
+        line.append(f"      {visible(step['error'])}\n", style="bold")
     return line
 
 

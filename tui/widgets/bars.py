@@ -15,6 +15,8 @@ from textual.geometry import Size
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from vdcmanage.textsafe import visible
+
 if TYPE_CHECKING:
     from textual.screen import Screen
 
@@ -37,7 +39,7 @@ class TopBar(Widget):
 
     def on_mount(self) -> None:
         app = self.app
-        self.catalog = str(getattr(app, "catalog_name", ""))
+        self.catalog = visible(getattr(app, "catalog_name", ""))
         self.current = str(getattr(self.screen, "MODE", "") or getattr(app, "current_mode", ""))
         if hasattr(app, "catalog_status"):
             self.watch(app, "catalog_status", self._catalog_status)

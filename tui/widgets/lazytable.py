@@ -24,6 +24,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from vdcmanage.textsafe import visible
+
 R = TypeVar("R")
 
 PAGE_SIZE = 100
@@ -346,7 +348,8 @@ class LazyTable(ScrollView, Generic[R], can_focus=True):
         style = base + self._row_style(row, index)
         if row is None:
             return Strip([Segment(fit_text("…", width, "left"), style)])
-        cells = [fit_text(self.cell_text(row, col.key), w, col.align) for col, w in self._fitted(width)]
+        # Segments go to the terminal as they are: catalog text must not carry control characters.
+        cells = [fit_text(visible(self.cell_text(row, col.key)), w, col.align) for col, w in self._fitted(width)]
         return Strip([Segment(fit_text((" " * GAP).join(cells), width, "left"), style)])
 
     def _row_style(self, row: R | None, index: int) -> Style:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vdcmanage.bootcheck.run import NOT_PROVEN, BootCheckResult
+from vdcmanage.textsafe import visible
 
 LABELS = {
     "kernel": "kernel started",
@@ -23,28 +24,30 @@ def seconds(value: float | None) -> str:
 
 
 def text_report(result: BootCheckResult) -> str:
+    """The report; what the guest image or its console wrote (names, command line, console
+    findings) is passed through ``visible``, so it stays on its line and drives no terminal."""
     plan = result.plan
     lines = [
-        f"Boot check of {result.target} under qemu, {result.accel.describe()}",
-        f"Booted as pygrub would: {plan.config}, entry {plan.entry!r}: /{plan.kernel}"
-        + (f" with /{plan.initrd}" if plan.initrd else ""),
-        f"  command line: {plan.cmdline}",
-        *(f"  for qemu: {rewrite}" for rewrite in plan.rewrites),
+        f"Boot check of {visible(result.target)} under qemu, {result.accel.describe()}",
+        visible(f"Booted as pygrub would: {plan.config}, entry {plan.entry!r}: /{plan.kernel}")
+        + (visible(f" with /{plan.initrd}") if plan.initrd else ""),
+        f"  command line: {visible(plan.cmdline)}",
+        *(f"  for qemu: {visible(rewrite)}" for rewrite in plan.rewrites),
     ]
     if result.metadata_down:
         lines.append("Metadata server: down (--metadata-down): nothing answers at 169.254.169.254")
     else:
         lines.append(
-            f"Metadata server (stand-in at 169.254.169.254): host name {result.hostname}, "
+            f"Metadata server (stand-in at 169.254.169.254): host name {visible(result.hostname)}, "
             f"key {result.key_fingerprint}"
         )
     width = max(len(label) for label in LABELS.values())
     lines.append(f"  {'MILESTONE'.ljust(width)}  {'TIME':>9}  DETAIL")
     for milestone in result.milestones:
         label = LABELS[milestone.name].ljust(width)
-        lines.append(f"  {label}  {seconds(milestone.seconds):>9}  {milestone.detail}".rstrip())
-    lines += [f"Finding: {finding}" for finding in result.findings]
-    lines.append(f"Serial console log: {result.serial_log}")
+        lines.append(f"  {label}  {seconds(milestone.seconds):>9}  {visible(milestone.detail)}".rstrip())
+    lines += [f"Finding: {visible(finding)}" for finding in result.findings]
+    lines.append(f"Serial console log: {visible(result.serial_log)}")
     lines.append("Not proven by this check (it is qemu, not Xen): " + "; ".join(NOT_PROVEN))
     verdict = "reachable" if result.reachable else "NOT reachable"
     lines.append(f"Result: {verdict} ({result.elapsed:.1f} s in all)")

@@ -18,6 +18,8 @@ from vdcmanage.catalog.models import Host, utcnow
 from vdcmanage.catalog.records import find_live, iso
 from vdcmanage.catalog.validate import check_name, check_text
 from vdcmanage.errors import AlreadyExists, InvalidArgument, NotFound
+from vdcmanage.images.reader import check_regular
+from vdcmanage.privatefiles import ensure_private
 
 if TYPE_CHECKING:
     from vdcmanage.remote.check import HostCheck
@@ -60,7 +62,10 @@ def check_key_file(path: str | None) -> str | None:
     check_text("Key file", path, max_length=4096)
     resolved = Path(path).expanduser().absolute()
     if not resolved.is_file():
+        if resolved.exists():  # a FIFO, a device, a directory: named for what it is, never read
+            check_regular(resolved.stat(), str(resolved))
         raise NotFound(f"Key file not found: {resolved}")
+    ensure_private(resolved, "SSH key file")
     try:
         head = resolved.read_bytes()[:64]
     except OSError as exc:

@@ -15,7 +15,8 @@ from vdcmanage.catalog.ids import check_id, new_id
 from vdcmanage.catalog.models import Account, Image, ImagePreparation, utcnow
 from vdcmanage.catalog.records import find_live, iso
 from vdcmanage.catalog.validate import check_choice, check_description, check_name
-from vdcmanage.errors import AlreadyExists, FileNotFound, InvalidArgument, NotFound, Refused
+from vdcmanage.errors import AlreadyExists, InvalidArgument, NotFound, Refused
+from vdcmanage.images.reader import require_regular_file
 
 ARCHES = ("x86", "x86_64")
 STATES = ("init", "creating", "available", "broken", "deleted")
@@ -46,8 +47,7 @@ def resolve_image_file(path: str) -> Path:
     if not path:
         raise InvalidArgument("The image path must not be empty")
     absolute = Path(os.path.abspath(os.path.expanduser(path)))
-    if not absolute.is_file():
-        raise FileNotFound(display_path(absolute))
+    require_regular_file(absolute)
     if not os.access(absolute, os.R_OK):
         raise Refused(f"Cannot read {display_path(absolute)}: permission denied")
     return absolute
@@ -93,19 +93,19 @@ def add_local_image(req: LocalImageRequest, progress: Any = None) -> Image:
     account id does not cost a pass over tens of GiB; the write transaction is held only for the
     final checks and the insert, never while hashing.
     """
-    from vdcmanage.images.checksum import check_md5, file_digests
-    from vdcmanage.images.inspect import inspect_image
+    from vdcmanage.images.checksum import check_md5
+    from vdcmanage.images.source import inspect_and_hash
 
     image_id = check_new_image_fields(req)
     path = resolve_image_file(req.path)
     with transaction():
         check_can_insert(image_id, req.account_id)
-    info = inspect_image(path)
+    source = inspect_and_hash(path, progress)
+    info, digests = source.info, source.digests
     if req.file_format is not None and req.file_format != info.format:
         raise InvalidArgument(
             f"--file-format {req.file_format} contradicts the content of {display_path(path)}, which is {info.format}"
         )
-    digests = file_digests(path, progress=progress)
     if req.md5sum is not None:
         check_md5(req.md5sum, digests, path)
     with transaction(write=True):

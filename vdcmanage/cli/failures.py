@@ -9,11 +9,25 @@ import os
 import sys
 
 from vdcmanage.errors import ExitCode, exit_code_for
+from vdcmanage.textsafe import visible
 
 
 def report(message: str) -> None:
-    """The one line every failure prints on stderr."""
-    sys.stderr.write(f"ERROR: {message}\n")
+    """The one line every failure prints on stderr. Messages quote names, paths and remote stderr:
+    their control characters are spelled out, so one failure is always exactly one line."""
+    sys.stderr.write(f"ERROR: {visible(message)}\n")
+    sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr; the work goes on."""
+    sys.stderr.write(f"WARNING: {visible(message)}\n")
+    sys.stderr.flush()
+
+
+def notice(message: str) -> None:
+    """A one-line note on stderr (worker events, what a command is doing), escaped like errors."""
+    sys.stderr.write(f"{visible(message)}\n")
     sys.stderr.flush()
 
 

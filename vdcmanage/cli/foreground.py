@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
+from vdcmanage.cli.failures import report
 from vdcmanage.cli.progress import ProgressPrinter
 from vdcmanage.errors import ExitCode, Refused
 from vdcmanage.jobs import queue
@@ -53,5 +52,5 @@ def run_in_foreground(job_id: str) -> int:
     message = finished.error or outcome.state
     if outcome.state == "failed":
         message += f" (job {job_id}; see 'vdc-manage job show {job_id}', resume with 'vdc-manage job retry {job_id}')"
-    sys.stderr.write(f"ERROR: {message}\n")
+    report(message)
     return outcome.exit_code

@@ -12,6 +12,7 @@ from vdcmanage.catalog.models import Host
 from vdcmanage.cli.main import catalog, group_app, state
 from vdcmanage.cli.output import human_size, print_json, print_record, print_table, when
 from vdcmanage.cli.params import FormatOption, check_format
+from vdcmanage.textsafe import visible
 
 app = group_app("host", "Operations for XenServer host nodes.")
 
@@ -43,7 +44,7 @@ def terminal_prompt(path: str) -> str | None:
     import getpass
 
     try:
-        return getpass.getpass(f"Passphrase for key {path}: ") or None
+        return getpass.getpass(f"Passphrase for key {visible(path)}: ") or None
     except (EOFError, KeyboardInterrupt):
         return None
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from vdcmanage.cli.main import catalog, group_app
-from vdcmanage.cli.output import print_json
+from vdcmanage.cli.output import print_json, print_report
 from vdcmanage.cli.params import FormatOption, check_format
 from vdcmanage.errors import ExitCode, Interrupted, InvalidArgument
 
@@ -70,6 +70,6 @@ def boot_check(
     if fmt == "json":
         print_json(json_report(result))
     else:
-        typer.echo(text_report(result), nl=False)
+        print_report(text_report(result))
     if not result.reachable:
         raise typer.Exit(ExitCode.SHELL_STOPPED)

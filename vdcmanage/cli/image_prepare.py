@@ -7,7 +7,7 @@ import ipaddress
 import typer
 
 from vdcmanage.cli.main import catalog, group_app
-from vdcmanage.cli.output import print_json
+from vdcmanage.cli.output import print_json, print_report
 from vdcmanage.cli.params import FormatOption, check_format
 from vdcmanage.errors import ExitCode, Interrupted, InvalidArgument
 from vdcmanage.prepare.sshd import PERMIT_ROOT_LOGIN_VALUES, YES_NO
@@ -157,6 +157,6 @@ def prepare(
         print_json(result_data(result))
     else:
         render = {Mode.CHECK: check_report, Mode.DRY_RUN: dry_run_report, Mode.APPLY: apply_report}[mode]
-        typer.echo(render(result), nl=False)
+        print_report(render(result))
     if mode != Mode.DRY_RUN and not result.ready:
         raise typer.Exit(ExitCode.SHELL_STOPPED)

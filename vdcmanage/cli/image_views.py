@@ -64,7 +64,7 @@ def print_image_record(data: dict[str, object]) -> None:
             ("Updated", data["updated_at"]),
             ("Deleted", data["deleted_at"]),
             ("Description", data["description"]),
-            ("Prepared", "\n".join(f"{p['done_at']} {p['purpose']} {p['step']}: {p['detail']}" for p in preps) or None),
+            ("Prepared", [f"{p['done_at']} {p['purpose']} {p['step']}: {p['detail']}" for p in preps]),
         ]
     )
 

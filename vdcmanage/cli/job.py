@@ -8,8 +8,9 @@ from typing import Any
 import typer
 
 from vdcmanage.catalog.models import Job
+from vdcmanage.cli.failures import notice
 from vdcmanage.cli.main import catalog, group_app
-from vdcmanage.cli.output import human_size, print_json, print_record, print_table
+from vdcmanage.cli.output import human_size, print_json, print_lines, print_record, print_table
 from vdcmanage.cli.params import FormatOption, check_format
 from vdcmanage.jobs import queue
 
@@ -117,8 +118,7 @@ def show(
         ),
     )
     sys.stdout.write("\nLog:\n")
-    for line in data["log"]:
-        sys.stdout.write(f"  {line['at']} {line['level']:5} {line['message']}\n")
+    print_lines(f"  {line['at']} {line['level']:5} {line['message']}" for line in data["log"])
 
 
 def sr_label(params: dict[str, object]) -> str | None:
@@ -177,8 +177,4 @@ def worker(
     catalog(ctx)
     from vdcmanage.jobs.worker import run_worker
 
-    def report(message: str) -> None:
-        sys.stderr.write(f"{message}\n")
-        sys.stderr.flush()
-
-    run_worker(concurrency=concurrency, once=once, report=report, stale_after=stale_after)
+    run_worker(concurrency=concurrency, once=once, report=notice, stale_after=stale_after)

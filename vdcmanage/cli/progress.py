@@ -7,6 +7,7 @@ import time
 from typing import TextIO
 
 from vdcmanage.cli.output import human_size
+from vdcmanage.textsafe import visible
 
 
 class ProgressPrinter:
@@ -20,7 +21,7 @@ class ProgressPrinter:
     def __init__(
         self, label: str, stream: TextIO | None = None, plain_interval: float | None = 10.0, min_interval: float = 0.2
     ) -> None:
-        self.label = label
+        self.label = visible(label)
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.plain_interval = plain_interval

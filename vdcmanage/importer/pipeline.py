@@ -38,6 +38,7 @@ from vdcmanage.catalog.models import BackupStorage, Host, Image
 from vdcmanage.catalog.storages import published_uri
 from vdcmanage.config import load_settings
 from vdcmanage.errors import ChecksumMismatch, NotFound, VdcError
+from vdcmanage.images.reader import FileIdentity, check_unchanged
 from vdcmanage.importer import hostfiles
 from vdcmanage.importer.request import STEPS, ImportParams
 from vdcmanage.jobs import queue
@@ -46,6 +47,7 @@ from vdcmanage.remote.check import SrChoice, SrReport, choose_sr, ready_sr
 from vdcmanage.remote.errors import ConnectionLost, HostUnusable, RemoteTimeout, XeError
 from vdcmanage.remote.ssh import Connection
 from vdcmanage.remote.xe import Xe
+from vdcmanage.safefiles import remove_temporaries
 
 SR_GRANULARITY = 2 * 1024 * 1024  # file SRs round VHD sizes up to 2 MiB (xe-facts.md §1, "Sizes")
 RECONNECTS = 3
@@ -213,12 +215,12 @@ class ImportPipeline:
     # -- steps -----------------------------------------------------------------------------------
 
     def step_inspect(self, ctx: StepContext) -> None:
-        from vdcmanage.images.checksum import file_digests
-        from vdcmanage.images.inspect import inspect_image
+        from dataclasses import asdict
 
-        path = Path(self.params.path)
-        info = inspect_image(path)
-        digests = file_digests(path, progress=ctx.progress)
+        from vdcmanage.images.source import inspect_and_hash
+
+        source = inspect_and_hash(Path(self.params.path), progress=ctx.progress)
+        info, digests = source.info, source.digests
         caps = self.on_host(lambda conn: Xe(conn).capabilities())
         sr = self.on_host(self.settle_sr)
         upload_format = caps.upload_format
@@ -231,6 +233,7 @@ class ImportPipeline:
             source_sha256=digests.sha256,
             upload_format=upload_format,
             product=caps.product,
+            source_identity=asdict(source.identity),  # what convert and stage check they read
         )
         ctx.log(
             f"{info.format} image, virtual size {info.virtual_size} bytes, md5 {digests.md5}; "
@@ -244,12 +247,14 @@ class ImportPipeline:
         inspected = self.detail("inspect")
         source_format, target = inspected["source_format"], inspected["upload_format"]
         if target == "raw" and source_format == "raw":
+            self.check_source()
             ctx.save(local_file=self.params.path)
             ctx.log("raw image: uploaded as it is (holes and zero blocks skipped)")
             return
         local = self.work_file(f".{target}")
         kind = "dynamic VHD" if target == "vhd" else "sparse raw file"
-        convert(Path(self.params.path), source_format, local, target, inspected["virtual_size"], ctx.progress)
+        convert(Path(self.params.path), source_format, local, target, inspected["virtual_size"], ctx.progress,
+                identity=self.source_identity())
         ctx.save(local_file=str(local))
         ctx.log(f"converted the {source_format} image into a {kind} of {local.stat().st_size} bytes")
 
@@ -258,6 +263,8 @@ class ImportPipeline:
 
         local = Path(self.detail("convert")["local_file"])
         staged = hostfiles.staging_path(str(self.sr_mount()), self.job_id)
+        if str(local) == self.params.path:
+            self.check_source()  # the upload reads the source itself: still the file inspected and hashed
         result = upload_file(
             self.open_host,
             local,
@@ -274,6 +281,17 @@ class ImportPipeline:
             f"({result.bytes_skipped_sparse} bytes of holes and zeros skipped), verified on the host"
         )
         ctx.save(staged=staged, staged_size=result.bytes_total, bytes_sent=result.bytes_sent)
+        if str(local) == self.params.path:
+            self.check_source()
+
+    def source_identity(self) -> FileIdentity | None:
+        saved = self.detail("inspect").get("source_identity")
+        return FileIdentity(**saved) if saved else None  # None: a job inspected by an older vdc-manage
+
+    def check_source(self) -> None:
+        identity = self.source_identity()
+        if identity is not None:
+            check_unchanged(self.params.path, identity)
 
     def step_vdi_create(self, ctx: StepContext) -> None:
         inspected = self.detail("inspect")
@@ -327,9 +345,7 @@ class ImportPipeline:
 
         def run(conn: Connection) -> tuple[str, int | None]:
             compressor = hostfiles.find_compressor(conn)
-            hostfiles.compress(conn, compressor, imported["vhd"], out + ".part", imported["vhd_size"],
-                               ctx.progress, ctx.check)
-            conn.run(["mv", "-f", "--", out + ".part", out])
+            hostfiles.compress(conn, compressor, imported["vhd"], out, imported["vhd_size"], ctx.progress, ctx.check)
             return compressor, hostfiles.file_size(conn, out)
 
         compressor, size = self.on_host(run)
@@ -408,13 +424,14 @@ class ImportPipeline:
     def step_cleanup(self, ctx: StepContext) -> None:
         sr_mount = str(self.sr_mount())
         staged, out = hostfiles.staging_path(sr_mount, self.job_id), hostfiles.compressed_path(sr_mount, self.job_id)
-        self.on_host(lambda conn: hostfiles.remove(conn, staged, out, out + ".part"))
+        self.on_host(lambda conn: hostfiles.remove(conn, staged, out))
         self.remove_work_files()
         ctx.log("removed the staged and compressed files on the host; the VDI stays as the template")
 
     def remove_work_files(self) -> None:
         for suffix in (".vhd", ".raw", ".vhd.part", ".raw.part"):
             self.work_file(suffix).unlink(missing_ok=True)
+            remove_temporaries(self.settings.work_dir, self.work_file(suffix).name)
 
     def result(self) -> dict[str, Any]:
         return {
@@ -456,7 +473,7 @@ class ImportPipeline:
                 with contextlib.suppress(XeError):
                     xe.vdi_destroy(uuid)
             out = hostfiles.compressed_path(sr_mount, self.job_id)
-            hostfiles.remove(conn, hostfiles.staging_path(sr_mount, self.job_id), out, out + ".part")
+            hostfiles.remove(conn, hostfiles.staging_path(sr_mount, self.job_id), out)
 
         self.on_host(undo)
         self.drop_host()

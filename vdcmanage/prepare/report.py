@@ -9,6 +9,7 @@ from typing import Any
 
 from vdcmanage.prepare.run import Outcome, Result
 from vdcmanage.prepare.steps import Status
+from vdcmanage.textsafe import visible
 
 
 def printable(text: str) -> str:
@@ -22,17 +23,17 @@ def table(rows: list[tuple[str, str, str, str]]) -> list[str]:
     lines = []
     for row in [headers, *rows]:
         cells = [value.ljust(widths[i]) for i, value in enumerate(row[:3])]
-        lines.append("  ".join([*cells, row[3]]).rstrip())
+        lines.append("  ".join([*cells, visible(row[3])]).rstrip())
     return lines
 
 
 def header(result: Result) -> str:
     where = f" ({result.layout.describe()})" if result.layout else ""
-    return f"Target: {result.target}{where}"
+    return f"Target: {visible(result.target)}{visible(where)}"
 
 
 def manual_lines(outcomes: list[Outcome]) -> list[str]:
-    return [f"ACTION NEEDED ({o.step.name}): {o.plan.manual}" for o in outcomes if o.plan.manual]
+    return [f"ACTION NEEDED ({o.step.name}): {visible(o.plan.manual)}" for o in outcomes if o.plan.manual]
 
 
 def check_report(result: Result) -> str:
@@ -49,11 +50,11 @@ def check_report(result: Result) -> str:
 def dry_run_report(result: Result) -> str:
     parts = [header(result) + "\n"]
     for outcome in result.outcomes:
-        title = f"== {outcome.step.name} ({outcome.step.purpose}): {outcome.plan.status}: {outcome.detail}\n"
+        title = f"== {outcome.step.name} ({outcome.step.purpose}): {outcome.plan.status}: {visible(outcome.detail)}\n"
         parts.append(title)
         parts.extend(change.describe() for change in outcome.plan.changes)
         if outcome.plan.manual:
-            parts.append(f"ACTION NEEDED: {outcome.plan.manual}\n")
+            parts.append(f"ACTION NEEDED: {visible(outcome.plan.manual)}\n")
     if result.zeroed:
         parts.append(f"== zero-free: {result.zeroed}\n")
     to_change = [o.step.name for o in result.outcomes if o.plan.changes]
@@ -65,9 +66,9 @@ def apply_report(result: Result) -> str:
     lines = [header(result)]
     for outcome in result.outcomes:
         if outcome.applied:
-            lines.append(f"{outcome.step.name}: changed: {'; '.join(outcome.applied)}")
+            lines.append(f"{outcome.step.name}: changed: {visible('; '.join(outcome.applied))}")
         else:
-            lines.append(f"{outcome.step.name}: {outcome.status}: {outcome.detail}")
+            lines.append(f"{outcome.step.name}: {outcome.status}: {visible(outcome.detail)}")
     lines.extend(manual_lines(result.outcomes))
     if result.zeroed:
         lines.append(f"zero-free: {result.zeroed}")
