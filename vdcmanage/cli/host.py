@@ -10,7 +10,7 @@ import typer
 from vdcmanage.catalog import hosts
 from vdcmanage.catalog.models import Host
 from vdcmanage.cli.main import catalog, group_app, state
-from vdcmanage.cli.output import human_size, print_json, print_record, print_table, when
+from vdcmanage.cli.output import human_size, print_json, print_lines, print_record, print_table, when
 from vdcmanage.cli.params import FormatOption, check_format
 from vdcmanage.textsafe import visible
 
@@ -177,10 +177,9 @@ def modify(
         key_file=key_file, sr_uuid=sr_uuid, clear_sr_uuid=clear_sr_uuid,
     )
     host, changed = hosts.modify_host(host_id, changes)
-    if not changed:
-        typer.echo(f"{host.id}: nothing changed")
-    for name, old, new in changed:
-        typer.echo(f"{host.id}: {name}: {shown(old)} -> {shown(new)}")
+    # the values are operator text (names, addresses): through the escaping seam
+    print_lines([f"{host.id}: {name}: {shown(old)} -> {shown(new)}" for name, old, new in changed]
+                or [f"{host.id}: nothing changed"])
 
 
 def shown(value: object) -> str:
