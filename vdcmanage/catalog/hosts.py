@@ -8,6 +8,7 @@ password, a passphrase or key material: keys stay in their files or the ssh-agen
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,6 +163,77 @@ def delete_host(key: str) -> Host:
         host.deleted_at = host.updated_at = utcnow()
         host.save()
         return host
+
+
+@dataclass
+class HostChanges:
+    """What ``host modify`` was asked to change; None (False) leaves a field as it is."""
+
+    name: str | None = None
+    address: str | None = None
+    ssh_config_host: str | None = None  # an alias: address, and port/user/key file from ~/.ssh/config
+    port: int | None = None
+    user: str | None = None
+    key_file: str | None = None
+    sr_uuid: str | None = None
+    clear_sr_uuid: bool = False
+
+    def fields(self) -> dict[str, Any]:
+        """The new values, checked as ``host add`` checks them."""
+        if self.sr_uuid is not None and self.clear_sr_uuid:
+            raise InvalidArgument("--sr-uuid and --clear-sr-uuid exclude each other")
+        if self.address is not None and self.ssh_config_host is not None:
+            raise InvalidArgument("--address and --ssh-config-host exclude each other")
+        fields: dict[str, Any] = {}
+        if self.ssh_config_host is not None:
+            alias = check_address(self.ssh_config_host)
+            if not ssh_config_knows(alias):
+                raise NotFound(f"~/.ssh/config has no Host entry for {alias!r}")
+            fields.update(address=alias, port=None, user=None, key_file=None)  # ~/.ssh/config gives them
+        if self.name is not None:
+            fields["name"] = check_name("Name", self.name)
+        if self.address is not None:
+            fields["address"] = check_address(self.address)
+        if self.port is not None:
+            fields["port"] = check_port(self.port)
+        if self.user is not None:
+            fields["user"] = check_user(self.user)
+        if self.key_file is not None:
+            fields["key_file"] = check_key_file(self.key_file)
+        if self.sr_uuid is not None or self.clear_sr_uuid:
+            fields["sr_uuid"] = check_sr_uuid(self.sr_uuid)
+        if not fields:
+            raise InvalidArgument(
+                "Nothing to change: give --sr-uuid, --clear-sr-uuid, --address, --ssh-config-host, --port, --user, "
+                "--key-file or --display-name"
+            )
+        return fields
+
+
+def ssh_config_knows(alias: str) -> bool:
+    from vdcmanage.remote.target import read_ssh_config, ssh_config_path
+
+    options = read_ssh_config(ssh_config_path(), alias)
+    return any(k != "hostname" for k in options) or options.get("hostname", alias) != alias
+
+
+def modify_host(key: str, changes: HostChanges) -> tuple[Host, list[tuple[str, Any, Any]]]:
+    """Change a live host's record in place (its id, and so its jobs, stay); return ``(field, old, new)``
+    for each field whose value changed."""
+    fields = changes.fields()
+    with transaction(write=True):
+        host = live_host(key)
+        if "name" in fields and fields["name"] != host.name:
+            same = Host.get_or_none((Host.name == fields["name"]) & Host.deleted_at.is_null())
+            if same is not None:
+                raise AlreadyExists(f"A host named {fields['name']!r} already exists ({same.id})")
+        changed = [(k, getattr(host, k), v) for k, v in fields.items() if getattr(host, k) != v]
+        for name, _old, new in changed:
+            setattr(host, name, new)
+        if changed:
+            host.touch()
+            host.save()
+        return host, changed
 
 
 def record_host_key(host_id: str, key_line: str) -> None:

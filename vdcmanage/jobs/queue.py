@@ -61,6 +61,15 @@ def params_of(job: Job) -> dict[str, Any]:
     return value
 
 
+def update_params(job_id: str, **changes: Any) -> dict[str, Any]:
+    """Record what a run decided (e.g. the SR it chose) in the job's parameters; returns them all."""
+    with transaction(write=True):
+        params = params_of(Job.get_by_id(job_id))
+        params.update(changes)
+        Job.update(params=json.dumps(params, sort_keys=True), updated_at=utcnow()).where(Job.id == job_id).execute()
+    return params
+
+
 def stale_cutoff(stale_after: float = STALE_AFTER_S) -> dt.datetime:
     return utcnow() - dt.timedelta(seconds=stale_after)
 
@@ -138,6 +147,11 @@ class Progress:
     done: int = 0
     total: int = 0
 
+    def restart(self, step: str) -> None:
+        """A new step starts at zero: nothing of the previous step's bytes carries over."""
+        self.done = self.total = 0
+        self.step = step
+
 
 def steps_of(job_id: str) -> list[JobStep]:
     return list(JobStep.select().where(JobStep.job == job_id).order_by(JobStep.position))
@@ -149,7 +163,7 @@ def start_step(job_id: str, name: str) -> None:
         JobStep.update(state="running", started_at=now, finished_at=None, error=None).where(
             JobStep.job == job_id, JobStep.name == name
         ).execute()
-        Job.update(current_step=name, updated_at=now).where(Job.id == job_id).execute()
+        Job.update(current_step=name, bytes_done=0, bytes_total=0, updated_at=now).where(Job.id == job_id).execute()
         log(job_id, f"step {name} started")
 
 
@@ -281,9 +295,37 @@ def is_stalled(job: Job, stale_after: float = STALE_AFTER_S) -> bool:
     return job.state == "running" and (job.heartbeat_at is None or job.heartbeat_at < stale_cutoff(stale_after))
 
 
-def log_tail(job_id: str, count: int = LOG_TAIL) -> list[JobLog]:
-    rows = list(JobLog.select().where(JobLog.job == job_id).order_by(JobLog.id.desc()).limit(count))
+def log_tail(job_id: str, count: int | None = LOG_TAIL) -> list[JobLog]:
+    """The job's last ``count`` log lines, oldest first; all of them with ``count=None``."""
+    query = JobLog.select().where(JobLog.job == job_id).order_by(JobLog.id.desc())
+    rows = list(query.limit(count) if count is not None else query)
     return rows[::-1]
+
+
+def steps_by_job(job_ids: list[str]) -> dict[str, list[JobStep]]:
+    """The steps of many jobs in one query, each job's in order."""
+    found: dict[str, list[JobStep]] = {job_id: [] for job_id in job_ids}
+    if job_ids:
+        query = JobStep.select().where(JobStep.job.in_(job_ids)).order_by(JobStep.job, JobStep.position)
+        for step in query:
+            found[step.__data__["job"]].append(step)  # the key as stored, without loading the Job
+    return found
+
+
+def where_it_stands(job: Job, steps: list[JobStep]) -> dict[str, Any]:
+    """Step k of N and a percentage: each step counts the same, the current one by its bytes done.
+
+    A succeeded job is at 100 %; a failed or cancelled one stays where it stopped.
+    """
+    total = len(steps)
+    done = sum(1 for s in steps if s.state in ("done", "skipped"))
+    current = next((s for s in steps if s.name == job.current_step), None)
+    number = current.position + 1 if current is not None else (total if job.state == "succeeded" else 0)
+    fraction = 0.0
+    if current is not None and current.state not in ("done", "skipped") and current.bytes_total:
+        fraction = min(1.0, current.bytes_done / current.bytes_total)
+    percent = 100 if job.state == "succeeded" or not total else min(100, int(100 * (done + fraction) / total))
+    return {"step_number": number, "steps_total": total, "percent": percent}
 
 
 def step_dict(step: JobStep) -> dict[str, Any]:
@@ -303,7 +345,10 @@ def step_dict(step: JobStep) -> dict[str, Any]:
     }
 
 
-def job_dict(job: Job, *, details: bool = True) -> dict[str, Any]:
+def job_dict(
+    job: Job, *, details: bool = True, steps: list[JobStep] | None = None, log_lines: int | None = None
+) -> dict[str, Any]:
+    """The job as JSON: with ``details`` its steps and its log (all of it unless ``log_lines``)."""
     data: dict[str, Any] = {
         "id": job.id,
         "kind": job.kind,
@@ -322,8 +367,11 @@ def job_dict(job: Job, *, details: bool = True) -> dict[str, Any]:
         "created_at": iso(job.created_at),
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
+        "age_seconds": round((utcnow() - job.created_at).total_seconds(), 3),
     }
+    steps = steps if steps is not None else steps_of(job.id)
+    data.update(where_it_stands(job, steps))
     if details:
-        data["steps"] = [step_dict(s) for s in steps_of(job.id)]
-        data["log"] = [{"at": iso(r.at), "level": r.level, "message": r.message} for r in log_tail(job.id)]
+        data["steps"] = [step_dict(s) for s in steps]
+        data["log"] = [{"at": iso(r.at), "level": r.level, "message": r.message} for r in log_tail(job.id, log_lines)]
     return data
