@@ -386,3 +386,17 @@ def test_an_interrupted_mariadb_upgrade_completes_the_next_time(server_databases
     assert migrations.current_version(open_catalog(url)) == 2
     close_catalog()
     assert schema_of(url) == fresh
+
+
+def test_a_rename_onto_a_name_taken_meanwhile_is_already_exists(any_catalog: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """host modify checks the new name first; another admin can take it before the save, and then
+    the unique index refuses the save: the operator reads "already exists", not a crash."""
+    from vdcmanage.catalog import hosts
+
+    add_host_row("hn-first", "xen1")
+    add_host_row("hn-second", "xen2")
+    monkeypatch.setattr(hosts, "refuse_taken_host_name", lambda name: None)  # the check saw it free
+    with pytest.raises(AlreadyExists, match="'xen1' already exists"):
+        hosts.modify_host("hn-second", hosts.HostChanges(name="xen1"))
+    assert sorted((h.id, h.name) for h in Host.select()) == [("hn-first", "xen1"), ("hn-second", "xen2")]

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import peewee
+
 from vdcmanage.catalog.db import transaction
 from vdcmanage.catalog.ids import check_id
 from vdcmanage.catalog.models import Host, utcnow
@@ -224,16 +226,23 @@ def modify_host(key: str, changes: HostChanges) -> tuple[Host, list[tuple[str, A
     with transaction(write=True):
         host = live_host(key)
         if "name" in fields and fields["name"] != host.name:
-            same = Host.get_or_none((Host.name == fields["name"]) & Host.deleted_at.is_null())
-            if same is not None:
-                raise AlreadyExists(f"A host named {fields['name']!r} already exists ({same.id})")
+            refuse_taken_host_name(fields["name"])
         changed = [(k, getattr(host, k), v) for k, v in fields.items() if getattr(host, k) != v]
         for name, _old, new in changed:
             setattr(host, name, new)
         if changed:
             host.touch()
-            host.save()
+            try:
+                host.save()
+            except peewee.IntegrityError as e:  # another admin took the name since the check above
+                raise AlreadyExists(f"A host named {fields['name']!r} already exists") from e
         return host, changed
+
+
+def refuse_taken_host_name(name: str) -> None:
+    same = Host.get_or_none((Host.name == name) & Host.deleted_at.is_null())
+    if same is not None:
+        raise AlreadyExists(f"A host named {name!r} already exists ({same.id})")
 
 
 def record_host_key(host_id: str, key_line: str) -> None:
