@@ -139,7 +139,7 @@ def refused(run_cli, *args: str, code: int = 100) -> str:  # type: ignore[no-unt
 def test_missing_file_directory_and_empty_path(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     missing = tmp_path / "nope.raw"
     assert refused(run_cli, "image", "add", "local", str(missing), "-a", "a-shpoolxx") == f"File not found: {missing}"
-    assert refused(run_cli, "image", "add", "local", str(tmp_path), "-a", "a-shpoolxx") == f"File not found: {tmp_path}"
+    assert refused(run_cli, "image", "add", "local", str(tmp_path), "-a", "a-shpoolxx") == f"{tmp_path} is a directory, not a regular file"
     assert "must not be empty" in refused(run_cli, "image", "add", "local", "", "-a", "a-shpoolxx")
     home_relative = refused(run_cli, "image", "add", "local", "~/nothing.raw", "-a", "a-shpoolxx")
     assert home_relative == f"File not found: {os.environ['HOME']}/nothing.raw"

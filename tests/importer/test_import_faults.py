@@ -55,14 +55,24 @@ def uploaded_past(world: ImportWorld, job_id: str, fraction: float) -> bool:
     return step == "stage" and verified > fraction * total
 
 
-def test_sr_too_small_fails_with_xes_reason_and_cleans_up(world: ImportWorld, tmp_path: Path) -> None:
-    world.xen.configure(personality="xenserver-6.2", sr_sizes={"ext": 2 * MiB})  # raw import writes all 64 MiB
-    result = world.cli(*world.import_args(ext4_image(tmp_path)))
-    assert result.code == 101
-    assert "Step vdi-import failed" in result.err and "VDI_IO_ERROR" in result.err
+def preflight_passed(world: ImportWorld) -> bool:
+    """The first job's preflight found room: what is filled up after this is found by the steps."""
+    from vdcmanage.catalog.models import JobLog
+
+    return world.in_catalog(lambda: JobLog.select().where(JobLog.message.startswith("preflight: ")).exists())
+
+
+def test_sr_filled_during_the_import_fails_with_xes_reason_and_cleans_up(world: ImportWorld, tmp_path: Path) -> None:
+    world.xen.configure(personality="xenserver-6.2")  # raw import writes all 64 MiB
+    proc = world.popen(*world.import_args(ext4_image(tmp_path)))
+    wait_for(lambda: preflight_passed(world), interval=0.01)
+    world.xen.configure(sr_sizes={"ext": 2 * MiB})  # another VDI took the room since
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 101
+    assert "Step vdi-import failed" in err and "VDI_IO_ERROR" in err
     assert world.xen.state()["vdis"] == []  # the VDI was destroyed
     assert world.sr_leftovers() == []  # and the staged file removed
-    job_id = re.search(r"job-[a-z0-9]+", result.err).group(0)  # type: ignore[union-attr]
+    job_id = re.search(r"job-[a-z0-9]+", err).group(0)  # type: ignore[union-attr]
     steps = {s["name"]: s["state"] for s in world.job(job_id)["steps"]}
     # the failed step says so; the upload and the VDI will be made again by `job retry`
     assert (steps["stage"], steps["vdi-create"], steps["vdi-import"]) == ("pending", "pending", "failed")
@@ -88,22 +98,27 @@ def test_cancel_mid_upload_stops_within_two_seconds_and_removes_everything(world
 
 @pytest.fixture
 def tiny_www(world: ImportWorld, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A backup storage on a 64 KiB tmpfs: no template fits."""
+    """A backup storage on a 16 MiB tmpfs: room for the template when the import starts."""
     from vdcmanage.catalog import storages
 
     mount = tmp_path / "tiny"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], check=True)
     world.in_catalog(lambda: storages.add_backup_storage("local", "http://tiny.example/t", str(mount), display_name="tiny"))
     yield mount
     subprocess.run(["umount", str(mount)], check=True)
 
 
-def test_publish_target_full(world: ImportWorld, tmp_path: Path, tiny_www: Path) -> None:
-    result = world.cli(*world.import_args(ext4_image(tmp_path), "--backup-storage", "tiny"))
-    assert result.code == 100
-    assert "Step publish failed" in result.err and "is full" in result.err
-    assert list(tiny_www.iterdir()) == []  # no partial file, under the published name or any other
+def test_publish_target_filled_during_the_import(world: ImportWorld, tmp_path: Path, tiny_www: Path) -> None:
+    proc = world.popen(*world.import_args(ext4_image(tmp_path), "--backup-storage", "tiny"))
+    wait_for(lambda: preflight_passed(world), interval=0.01)
+    free = os.statvfs(tiny_www).f_bavail * os.statvfs(tiny_www).f_frsize
+    (tiny_www / "other-template.vhd.bz2").write_bytes(b"x" * (free - 64 * 1024))  # someone else's upload
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 100
+    assert "Step publish failed" in err and "is full" in err
+    # no partial file, under the published name or any other
+    assert [p.name for p in tiny_www.iterdir()] == ["other-template.vhd.bz2"]
 
 
 def test_ctrl_c_in_the_foreground_leaves_a_resumable_job(world: ImportWorld, tmp_path: Path) -> None:

@@ -53,3 +53,46 @@ class CountingPipeline:
 
     def result(self) -> dict[str, Any]:
         return {"lines": len(self.out.read_text().splitlines())}
+
+
+class PreflightPipeline(CountingPipeline):
+    """CountingPipeline with a preflight that notes each run and refuses while params['refuse_if'] exists."""
+
+    def preflight(self, ctx: StepContext) -> None:
+        from vdcmanage.errors import Refused
+
+        with self.out.open("a") as f:
+            f.write("preflight\n")
+        if Path(self.params["refuse_if"]).exists():
+            raise Refused("no room: 1.0 MiB free, the job needs 2.0 MiB")
+
+
+def stall_in_work(job_id: str, position: int) -> None:
+    """A job whose worker died in step 'work' at ``position``, its heartbeat old enough for a take-over."""
+    from vdcmanage.catalog.models import Job
+    from vdcmanage.jobs import queue
+
+    queue.claim_next("dead-worker", job_id=job_id)
+    queue.start_step(job_id, "prepare")
+    queue.finish_step(job_id, "prepare")
+    queue.start_step(job_id, "work")
+    queue.save_step_detail(job_id, "work", {"position": position})
+    Job.update(heartbeat_at=queue.stale_cutoff(120)).where(Job.id == job_id).execute()
+
+
+class ProgressNotingPipeline(CountingPipeline):
+    """CountingPipeline whose 'finish' step notes the progress it starts with, as the heartbeat would send it."""
+
+    def run_step(self, ctx: StepContext) -> None:
+        if ctx.step == "finish":
+            from vdcmanage.catalog.models import Job
+            from vdcmanage.jobs import queue
+
+            state = ctx.progress_state
+            job = Job.get_by_id(self.job_id)
+            queue.heartbeat(self.job_id, job.worker, state)
+            job = Job.get_by_id(self.job_id)
+            with self.out.open("a") as f:
+                f.write(f"finish starts at {state.step} {state.done}/{state.total}, "
+                        f"job {job.current_step} {job.bytes_done}/{job.bytes_total}\n")
+        super().run_step(ctx)

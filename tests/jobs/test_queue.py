@@ -32,6 +32,20 @@ def lines(tmp_path: Path) -> list[str]:
     return (tmp_path / "out.txt").read_text().splitlines()
 
 
+def test_a_drawn_job_id_already_taken_is_drawn_again(
+    any_catalog: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vdcmanage.catalog import records
+
+    first = submit(tmp_path)
+    drawn = iter([first.id, "job-second0"])
+    monkeypatch.setattr(records, "new_id", lambda kind: next(drawn))
+    second = submit(tmp_path)
+    assert second.id == "job-second0"
+    assert [s.name for s in queue.steps_of(second.id)] == ["prepare", "work", "finish"]
+    assert queue.job_dict(Job.get_by_id(first.id))["state"] == "queued"
+
+
 def test_a_job_runs_its_steps_in_order(any_catalog: str, tmp_path: Path) -> None:
     job = submit(tmp_path)
     claimed = queue.claim_next("w1")

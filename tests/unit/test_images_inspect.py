@@ -261,14 +261,14 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_directory(tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgument, match="is a directory, not an image file"):
+    with pytest.raises(InvalidArgument, match="is a directory, not a regular file"):
         inspect_image(tmp_path)
 
 
 def test_fifo_socket_and_device_are_not_image_files(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    with pytest.raises(InvalidArgument, match="is a FIFO, not an image file"):
+    with pytest.raises(InvalidArgument, match="is a FIFO, not a regular file"):
         inspect_image(fifo)  # must not block waiting for a writer
     with pytest.raises(InvalidArgument, match="is a character device"):
         inspect_image("/dev/null")

@@ -333,3 +333,20 @@ def test_protocol_lines_parse_strictly() -> None:
     assert receiver.parse_reply(b"v x 3456") is None
     with pytest.raises(ValueError, match="mode"):
         receiver.receive_argv("/x", 1, "overwrite")
+
+
+@pytest.mark.parametrize("mode", ["new", "resume"])
+@pytest.mark.parametrize("shell", SHELLS)
+def test_receiver_never_writes_through_a_planted_link(shell: str, mode: str, tmp_path: Path) -> None:
+    victim = tmp_path / "passwd"
+    victim.write_bytes(b"x" * (2 * BLOCK))  # the staged size: "resume" would take it if it followed links
+    path = tmp_path / "staged"
+    path.symlink_to(victim)
+    (tmp_path / ".staged.part").symlink_to(victim)  # an old-style predictable temporary name, too
+    data = os.urandom(BLOCK)
+    result = receive(shell, path, 2 * BLOCK, mode, receiver.write_header(1, len(data)) + data)
+    assert result.returncode == 0, result.stderr
+    assert lines(result)[0] == b"ready new"
+    assert victim.read_bytes() == b"x" * (2 * BLOCK)
+    assert not path.is_symlink() and path.read_bytes() == bytes(BLOCK) + data
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".staged.part", "passwd", "staged"]  # no temporary left

@@ -8,17 +8,14 @@ from vdcmanage.errors import ExitCode
 from vdcmanage.remote import errors as e
 from vdcmanage.remote.ssh import CommandResult
 from vdcmanage.remote.xe import (
-    HostInfo,
-    capabilities_from,
     classify,
-    parse_help,
     parse_map,
     parse_minimal,
     parse_records,
     progress_reader,
-    version_tuple,
     xe_argv,
 )
+from vdcmanage.remote.xecaps import HostInfo, capabilities_from, parse_help, version_tuple
 
 VDI = "0b1c2d3e-0000-4000-8000-00000000000a"
 SR = "5a6b7c8d-0000-4000-8000-00000000000b"

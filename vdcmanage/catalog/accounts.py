@@ -5,20 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from vdcmanage.catalog.db import transaction
-from vdcmanage.catalog.ids import check_id, new_id
+from vdcmanage.catalog.ids import check_id
 from vdcmanage.catalog.models import SHARED_ACCOUNT_ID, Account, Image, utcnow
-from vdcmanage.catalog.records import find_live, iso
+from vdcmanage.catalog.records import find_live, insert_new, iso
 from vdcmanage.catalog.validate import check_description, check_name
 from vdcmanage.errors import AlreadyExists, InUse, InvalidArgument, NotFound
 
 
 def add_account(uuid: str | None = None, name: str | None = None, description: str | None = None) -> Account:
-    account_id = check_id("account", uuid) if uuid is not None else new_id("account")
+    chosen_id = check_id("account", uuid) if uuid is not None else None
     fields = {"name": check_name("Name", name), "description": check_description(description)}
-    with transaction(write=True):
-        if Account.get_or_none(Account.id == account_id) is not None:
-            raise AlreadyExists(f"Account {account_id} already exists")
-        return Account.create(id=account_id, **fields)
+
+    def check_name_free() -> None:
+        same = None if name is None else Account.get_or_none((Account.name == name) & Account.deleted_at.is_null())
+        if same is not None:
+            raise AlreadyExists(f"An account named {name!r} already exists ({same.id})")
+
+    return insert_new(
+        Account, "account", chosen_id, check_name_free, lambda account_id: Account.create(id=account_id, **fields)
+    )
 
 
 def get_account(key: str) -> Account:

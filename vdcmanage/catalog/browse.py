@@ -17,12 +17,14 @@ from typing import Any
 
 import peewee
 
+from vdcmanage.catalog.db import database
 from vdcmanage.catalog.images import image_dict
 from vdcmanage.catalog.models import Account, BackupStorage, Host, Image
 from vdcmanage.catalog.records import iso
 from vdcmanage.errors import InvalidArgument
 
 SEARCH_MAX = 200  # characters of search text; longer is refused rather than silently cut
+SEARCH_COLLATION = "utf8mb4_general_ci"  # MariaDB: what searches compared with before ids and names went binary
 PAGE_MAX = 1000  # rows per page, at most
 
 # sort key -> the column it orders by (the id breaks ties)
@@ -67,16 +69,24 @@ def check_search_text(text: str) -> None:
         raise InvalidArgument(f"Search text is too long ({len(text)} characters; at most {SEARCH_MAX})")
 
 
+def contains(column: Any, word: str) -> peewee.Expression:
+    """A case-insensitive "contains" on every backend (LIKE on SQLite, ILIKE on PostgreSQL). MariaDB's
+    LIKE follows the column's collation, and ids and names are binary there (catalog/unique.py)."""
+    if isinstance(database.obj, peewee.MySQLDatabase):
+        return column.collate(SEARCH_COLLATION).contains(word)  # type: ignore[no-any-return]
+    return column.contains(word)  # type: ignore[no-any-return]
+
+
 def word_matches_image(word: str) -> peewee.Expression:
     matches = (
-        Image.id.contains(word)
-        | Image.display_name.contains(word)
-        | Image.description.contains(word)
-        | Image.account.contains(word)
+        contains(Image.id, word)
+        | contains(Image.display_name, word)
+        | contains(Image.description, word)
+        | contains(Image.account, word)
     )
     # The accounts whose name matches are looked up first (there are few) and given as values: an
     # IN (subquery) arm would keep PostgreSQL from answering the whole OR from its indexes.
-    named = [account.id for account in Account.select(Account.id).where(Account.name.contains(word))]
+    named = [account.id for account in Account.select(Account.id).where(contains(Account.name, word))]
     return matches | Image.account.in_(named) if named else matches
 
 

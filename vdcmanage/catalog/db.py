@@ -106,17 +106,18 @@ def parse_sqlite_url(url: str) -> CatalogURL:
 
 
 def prepare_private_file(path: Path) -> None:
-    """Create the SQLite file 0600 (and a missing directory 0700) before SQLite does with the umask.
+    """Create the SQLite file 0600 (and a missing directory 0700) before SQLite does with the umask;
+    an existing one (and its -wal, -shm) open to others is tightened, one of another user's refused.
 
-    SQLite gives its -wal and -shm files the main file's permission bits, so they stay private too.
+    SQLite gives its -wal and -shm files the main file's permission bits, so new ones stay private too.
     """
+    from vdcmanage.privatefiles import create_private, ensure_private_catalog
+
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    os.close(fd)
+        path.parent.chmod(0o700)  # exactly, whatever the umask took away
+    create_private(path)
+    ensure_private_catalog(path)
 
 
 def make_database(url: CatalogURL) -> peewee.Database:

@@ -8,15 +8,20 @@ password, a passphrase or key material: keys stay in their files or the ssh-agen
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import peewee
+
 from vdcmanage.catalog.db import transaction
-from vdcmanage.catalog.ids import check_id, new_id
+from vdcmanage.catalog.ids import check_id
 from vdcmanage.catalog.models import Host, utcnow
-from vdcmanage.catalog.records import find_live, iso
+from vdcmanage.catalog.records import find_live, insert_new, iso, refuse_taken_id
 from vdcmanage.catalog.validate import check_name, check_text
 from vdcmanage.errors import AlreadyExists, InvalidArgument, NotFound
+from vdcmanage.images.reader import check_regular
+from vdcmanage.privatefiles import ensure_private
 
 if TYPE_CHECKING:
     from vdcmanage.remote.check import HostCheck
@@ -59,7 +64,10 @@ def check_key_file(path: str | None) -> str | None:
     check_text("Key file", path, max_length=4096)
     resolved = Path(path).expanduser().absolute()
     if not resolved.is_file():
+        if resolved.exists():  # a FIFO, a device, a directory: named for what it is, never read
+            check_regular(resolved.stat(), str(resolved))
         raise NotFound(f"Key file not found: {resolved}")
+    ensure_private(resolved, "SSH key file")
     try:
         head = resolved.read_bytes()[:64]
     except OSError as exc:
@@ -92,7 +100,7 @@ def add_host(
 ) -> Host:
     """Record a host. With ``accept_new_host_key``, connect first and record the host's key if
     known_hosts does not know it (a changed key is refused); without it, nothing is contacted."""
-    host_id = check_id("host", uuid) if uuid is not None else new_id("host")
+    chosen_id = check_id("host", uuid) if uuid is not None else None
     fields: dict[str, Any] = {
         "name": check_name("Name", name),
         "address": check_address(address),
@@ -101,21 +109,18 @@ def add_host(
         "key_file": check_key_file(key_file),
         "sr_uuid": check_sr_uuid(sr_uuid),
     }
+
+    def check_name_free() -> None:
+        same = Host.get_or_none((Host.name == fields["name"]) & Host.deleted_at.is_null())
+        if same is not None:
+            raise AlreadyExists(f"A host named {fields['name']!r} already exists ({same.id})")
+
     with transaction():
-        refuse_duplicates(host_id, fields["name"])
+        refuse_taken_id(Host, "host", chosen_id)
+        check_name_free()
     if accept_new_host_key:
-        fields["host_key"] = fetch_new_host_key(Host(id=host_id, **fields), connect)
-    with transaction(write=True):
-        refuse_duplicates(host_id, fields["name"])
-        return Host.create(id=host_id, **fields)
-
-
-def refuse_duplicates(host_id: str, name: str) -> None:
-    if Host.get_or_none(Host.id == host_id) is not None:
-        raise AlreadyExists(f"Host {host_id} already exists")
-    same = Host.get_or_none((Host.name == name) & Host.deleted_at.is_null())
-    if same is not None:
-        raise AlreadyExists(f"A host named {name!r} already exists ({same.id})")
+        fields["host_key"] = fetch_new_host_key(Host(id=chosen_id or "new", **fields), connect)
+    return insert_new(Host, "host", chosen_id, check_name_free, lambda host_id: Host.create(id=host_id, **fields))
 
 
 def fetch_new_host_key(host: Host, connect: ConnectOptions | None) -> str | None:
@@ -160,6 +165,84 @@ def delete_host(key: str) -> Host:
         host.deleted_at = host.updated_at = utcnow()
         host.save()
         return host
+
+
+@dataclass
+class HostChanges:
+    """What ``host modify`` was asked to change; None (False) leaves a field as it is."""
+
+    name: str | None = None
+    address: str | None = None
+    ssh_config_host: str | None = None  # an alias: address, and port/user/key file from ~/.ssh/config
+    port: int | None = None
+    user: str | None = None
+    key_file: str | None = None
+    sr_uuid: str | None = None
+    clear_sr_uuid: bool = False
+
+    def fields(self) -> dict[str, Any]:
+        """The new values, checked as ``host add`` checks them."""
+        if self.sr_uuid is not None and self.clear_sr_uuid:
+            raise InvalidArgument("--sr-uuid and --clear-sr-uuid exclude each other")
+        if self.address is not None and self.ssh_config_host is not None:
+            raise InvalidArgument("--address and --ssh-config-host exclude each other")
+        fields: dict[str, Any] = {}
+        if self.ssh_config_host is not None:
+            alias = check_address(self.ssh_config_host)
+            if not ssh_config_knows(alias):
+                raise NotFound(f"~/.ssh/config has no Host entry for {alias!r}")
+            fields.update(address=alias, port=None, user=None, key_file=None)  # ~/.ssh/config gives them
+        if self.name is not None:
+            fields["name"] = check_name("Name", self.name)
+        if self.address is not None:
+            fields["address"] = check_address(self.address)
+        if self.port is not None:
+            fields["port"] = check_port(self.port)
+        if self.user is not None:
+            fields["user"] = check_user(self.user)
+        if self.key_file is not None:
+            fields["key_file"] = check_key_file(self.key_file)
+        if self.sr_uuid is not None or self.clear_sr_uuid:
+            fields["sr_uuid"] = check_sr_uuid(self.sr_uuid)
+        if not fields:
+            raise InvalidArgument(
+                "Nothing to change: give --sr-uuid, --clear-sr-uuid, --address, --ssh-config-host, --port, --user, "
+                "--key-file or --display-name"
+            )
+        return fields
+
+
+def ssh_config_knows(alias: str) -> bool:
+    from vdcmanage.remote.target import read_ssh_config, ssh_config_path
+
+    options = read_ssh_config(ssh_config_path(), alias)
+    return any(k != "hostname" for k in options) or options.get("hostname", alias) != alias
+
+
+def modify_host(key: str, changes: HostChanges) -> tuple[Host, list[tuple[str, Any, Any]]]:
+    """Change a live host's record in place (its id, and so its jobs, stay); return ``(field, old, new)``
+    for each field whose value changed."""
+    fields = changes.fields()
+    with transaction(write=True):
+        host = live_host(key)
+        if "name" in fields and fields["name"] != host.name:
+            refuse_taken_host_name(fields["name"])
+        changed = [(k, getattr(host, k), v) for k, v in fields.items() if getattr(host, k) != v]
+        for name, _old, new in changed:
+            setattr(host, name, new)
+        if changed:
+            host.touch()
+            try:
+                host.save()
+            except peewee.IntegrityError as e:  # another admin took the name since the check above
+                raise AlreadyExists(f"A host named {fields['name']!r} already exists") from e
+        return host, changed
+
+
+def refuse_taken_host_name(name: str) -> None:
+    same = Host.get_or_none((Host.name == name) & Host.deleted_at.is_null())
+    if same is not None:
+        raise AlreadyExists(f"A host named {name!r} already exists ({same.id})")
 
 
 def record_host_key(host_id: str, key_line: str) -> None:

@@ -11,11 +11,12 @@ import peewee
 
 from vdcmanage.catalog.accounts import live_account
 from vdcmanage.catalog.db import transaction
-from vdcmanage.catalog.ids import check_id, new_id
-from vdcmanage.catalog.models import Account, Image, ImagePreparation, utcnow
-from vdcmanage.catalog.records import find_live, iso
+from vdcmanage.catalog.ids import check_id
+from vdcmanage.catalog.models import Image, ImagePreparation, utcnow
+from vdcmanage.catalog.records import find_live, insert_new, iso, refuse_taken_id
 from vdcmanage.catalog.validate import check_choice, check_description, check_name
-from vdcmanage.errors import AlreadyExists, FileNotFound, InvalidArgument, NotFound, Refused
+from vdcmanage.errors import InvalidArgument, NotFound, Refused
+from vdcmanage.images.reader import require_regular_file
 
 ARCHES = ("x86", "x86_64")
 STATES = ("init", "creating", "available", "broken", "deleted")
@@ -46,8 +47,7 @@ def resolve_image_file(path: str) -> Path:
     if not path:
         raise InvalidArgument("The image path must not be empty")
     absolute = Path(os.path.abspath(os.path.expanduser(path)))
-    if not absolute.is_file():
-        raise FileNotFound(display_path(absolute))
+    require_regular_file(absolute)
     if not os.access(absolute, os.R_OK):
         raise Refused(f"Cannot read {display_path(absolute)}: permission denied")
     return absolute
@@ -63,8 +63,8 @@ def file_uri(path: Path) -> str:
     return path.as_uri()
 
 
-def check_new_image_fields(req: LocalImageRequest) -> str:
-    """Validate everything that does not need the file; return the id the image will get."""
+def check_new_image_fields(req: LocalImageRequest) -> str | None:
+    """Validate everything that does not need the file; return the id the operator chose, if any."""
     check_choice("arch", req.arch, ARCHES)
     check_choice("state", req.state, tuple(s for s in STATES if s != "deleted"))
     check_choice("os type", req.os_type, OS_TYPES)
@@ -76,14 +76,7 @@ def check_new_image_fields(req: LocalImageRequest) -> str:
         from vdcmanage.images.checksum import parse_md5
 
         req.md5sum = parse_md5(req.md5sum)
-    return check_id("image", req.uuid) if req.uuid is not None else new_id("image")
-
-
-def check_can_insert(image_id: str, account_id: str) -> Account:
-    account = live_account(account_id)
-    if Image.get_or_none(Image.id == image_id) is not None:
-        raise AlreadyExists(f"Image {image_id} already exists")
-    return account
+    return check_id("image", req.uuid) if req.uuid is not None else None
 
 
 def add_local_image(req: LocalImageRequest, progress: Any = None) -> Image:
@@ -93,40 +86,45 @@ def add_local_image(req: LocalImageRequest, progress: Any = None) -> Image:
     account id does not cost a pass over tens of GiB; the write transaction is held only for the
     final checks and the insert, never while hashing.
     """
-    from vdcmanage.images.checksum import check_md5, file_digests
-    from vdcmanage.images.inspect import inspect_image
+    from vdcmanage.images.checksum import check_md5
+    from vdcmanage.images.source import inspect_and_hash
 
-    image_id = check_new_image_fields(req)
+    chosen_id = check_new_image_fields(req)
     path = resolve_image_file(req.path)
     with transaction():
-        check_can_insert(image_id, req.account_id)
-    info = inspect_image(path)
+        account_id = live_account(req.account_id).id  # the operator may have given its name
+        refuse_taken_id(Image, "image", chosen_id)
+    source = inspect_and_hash(path, progress)
+    info, digests = source.info, source.digests
     if req.file_format is not None and req.file_format != info.format:
         raise InvalidArgument(
             f"--file-format {req.file_format} contradicts the content of {display_path(path)}, which is {info.format}"
         )
-    digests = file_digests(path, progress=progress)
     if req.md5sum is not None:
         check_md5(req.md5sum, digests, path)
-    with transaction(write=True):
-        account = check_can_insert(image_id, req.account_id)
-        return Image.create(
-            id=image_id,
-            account=account.id,
-            boot_type="local",
-            source_uri=file_uri(path),
-            arch=req.arch,
-            is_public=req.is_public,
-            state=req.state,
-            display_name=req.display_name if req.display_name is not None else default_display_name(path),
-            description=req.description,
-            file_format=info.format,
-            size=digests.size,
-            virtual_size=info.virtual_size,
-            md5=digests.md5,
-            sha256=digests.sha256,
-            os_type=req.os_type,
-        )
+    fields = {
+        "boot_type": "local",
+        "source_uri": file_uri(path),
+        "arch": req.arch,
+        "is_public": req.is_public,
+        "state": req.state,
+        "display_name": req.display_name if req.display_name is not None else default_display_name(path),
+        "description": req.description,
+        "file_format": info.format,
+        "size": digests.size,
+        "virtual_size": info.virtual_size,
+        "md5": digests.md5,
+        "sha256": digests.sha256,
+        "os_type": req.os_type,
+    }
+
+    def check_account_live() -> None:  # image names need not be unique; the owner must still be there
+        live_account(account_id)
+
+    return insert_new(
+        Image, "image", chosen_id, check_account_live,
+        lambda image_id: Image.create(id=image_id, account=account_id, **fields),
+    )
 
 
 def default_display_name(path: Path) -> str:

@@ -1,7 +1,8 @@
 """Versioned schema: a new catalog gets the current schema, an older one is upgraded in place.
 
 ``vdc_schema_version`` holds one row per applied version. A brand-new catalog is created from
-the current models and stamped with ``LATEST``; a catalog at version k gets ``UPGRADES[k+1:]``
+the current models plus what the upgrades add beyond them (the uniqueness rules of
+:mod:`vdcmanage.catalog.unique`) and stamped with ``LATEST``; a catalog at version k gets ``UPGRADES[k+1:]``
 applied in order, each in its own transaction where the database allows DDL in one. Several
 processes may open a new catalog at once, so creation and upgrades run under a database-wide
 lock and re-check the version once they hold it.
@@ -10,7 +11,8 @@ To change the schema: change the models, add an upgrade function below that brin
 the previous version to the new one (playhouse.migrate), and add the new version's dump as
 tests/data/schema/sqlite-v<N>.sql. tests/catalog/test_schema.py checks that a fresh catalog is
 exactly the dump of LATEST and opens the dumps of older versions, so an upgrade starts from the
-real old catalog.
+real old catalog; postgresql-v1.sql and mysql-v1.sql (the statements version 1 sent) let it check
+on the servers that an upgraded catalog is exactly a fresh one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable, Iterator
 import peewee
 
 from vdcmanage.catalog.models import ALL_MODELS, SHARED_ACCOUNT_ID, Account, BaseModel, utcnow
+from vdcmanage.catalog.unique import enforce_unique_live_names
 from vdcmanage.errors import CatalogError
 
 
@@ -35,7 +38,8 @@ class SchemaVersion(BaseModel):
 Upgrade = Callable[[peewee.Database], None]
 
 # UPGRADES[n] brings a catalog from version n to n + 1. Version 1 is the first released schema.
-UPGRADES: dict[int, Upgrade] = {}
+# 2: names unique among live records, enforced by the database; binary ids and names on MariaDB.
+UPGRADES: dict[int, Upgrade] = {1: enforce_unique_live_names}
 LATEST = 1 + len(UPGRADES)
 MIGRATION_LOCK_ID = 0x7664636D  # "vdcm": the PostgreSQL advisory lock key
 MIGRATION_LOCK_TIMEOUT_S = 120
@@ -79,6 +83,7 @@ def create_fresh_schema(db: peewee.Database) -> None:
     with db.atomic():
         db.create_tables([*ALL_MODELS, SchemaVersion])
         add_search_indexes(db)
+        enforce_unique_live_names(db)
         ensure_shared_account()
         SchemaVersion.create(version=LATEST)
 

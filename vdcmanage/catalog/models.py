@@ -20,9 +20,41 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+# MariaDB compares text by the database's collation, by default case- and accent-insensitively (and
+# blind to trailing spaces); SQLite and PostgreSQL compare exactly. Ids and names are binary there
+# too, so that the three agree on which names are equal (catalog/unique.py).
+MYSQL_BINARY_COLLATION = "utf8mb4_nopad_bin"
+
+
+def binary_on_mysql(datatype: peewee.SQL) -> peewee.SQL:
+    if isinstance(database.obj, peewee.MySQLDatabase):
+        return peewee.SQL(f"{datatype.sql} CHARACTER SET utf8mb4 COLLATE {MYSQL_BINARY_COLLATION}")
+    return datatype
+
+
 class IdField(peewee.CharField):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(max_length=ID_MAX_LENGTH, **kwargs)
+
+    def ddl_datatype(self, ctx: peewee.Context) -> peewee.SQL:
+        return binary_on_mysql(super().ddl_datatype(ctx))
+
+
+class IdForeignKeyField(peewee.ForeignKeyField):
+    """A reference to another record's id, compared as the id is."""
+
+    def ddl_datatype(self, ctx: peewee.Context) -> peewee.SQL:
+        return binary_on_mysql(super().ddl_datatype(ctx))
+
+
+class NameField(peewee.CharField):
+    """A name a command can find a record by."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(max_length=255, **kwargs)
+
+    def ddl_datatype(self, ctx: peewee.Context) -> peewee.SQL:
+        return binary_on_mysql(super().ddl_datatype(ctx))
 
 
 class BaseModel(peewee.Model):
@@ -42,7 +74,7 @@ class TimestampedModel(BaseModel):
 
 class Account(TimestampedModel):
     id = IdField(primary_key=True)
-    name = peewee.CharField(max_length=255, null=True)
+    name = NameField(null=True)
     description = peewee.TextField(null=True)
 
 
@@ -70,7 +102,7 @@ class Job(BaseModel):
 
 class JobStep(BaseModel):
     id = peewee.AutoField()
-    job = peewee.ForeignKeyField(Job, backref="steps", on_delete="CASCADE")
+    job = IdForeignKeyField(Job, backref="steps", on_delete="CASCADE")
     position = peewee.IntegerField()
     name = peewee.CharField(max_length=64)
     state = peewee.CharField(max_length=16, default="pending")  # pending running done failed skipped
@@ -87,7 +119,7 @@ class JobStep(BaseModel):
 
 class JobLog(BaseModel):
     id = peewee.AutoField()
-    job = peewee.ForeignKeyField(Job, backref="log_lines", on_delete="CASCADE")
+    job = IdForeignKeyField(Job, backref="log_lines", on_delete="CASCADE")
     at = peewee.DateTimeField(default=utcnow)
     level = peewee.CharField(max_length=8, default="info")
     message = peewee.TextField()
@@ -108,13 +140,13 @@ SORTABLE_IMAGE_COLUMNS = (
 
 class Image(TimestampedModel):
     id = IdField(primary_key=True)
-    account = peewee.ForeignKeyField(Account, backref="images", on_delete="RESTRICT")
+    account = IdForeignKeyField(Account, backref="images", on_delete="RESTRICT")
     boot_type = peewee.CharField(max_length=16, default="local")
     source_uri = peewee.TextField()
     arch = peewee.CharField(max_length=16, index=True)
     is_public = peewee.BooleanField(default=False)
     state = peewee.CharField(max_length=16, index=True)
-    display_name = peewee.CharField(max_length=255, null=True, index=True)
+    display_name = NameField(null=True, index=True)
     description = peewee.TextField(null=True)
     file_format = peewee.CharField(max_length=16, index=True)
     size = peewee.BigIntegerField()  # bytes of the file (or published artifact) on disk
@@ -124,7 +156,7 @@ class Image(TimestampedModel):
     os_type = peewee.CharField(max_length=16, default="linux")
     feature_virtio = peewee.BooleanField(default=False)
     feature_acpi = peewee.BooleanField(default=True)
-    job = peewee.ForeignKeyField(Job, null=True, backref="images", on_delete="SET NULL")
+    job = IdForeignKeyField(Job, null=True, backref="images", on_delete="SET NULL")
 
     # peewee adds these raw-value accessors for the foreign keys; declared for the type checker
     account_id: str
@@ -146,7 +178,7 @@ class ImagePreparation(BaseModel):
     """One `image prepare` step done on a registered image."""
 
     id = peewee.AutoField()
-    image = peewee.ForeignKeyField(Image, backref="preparations", on_delete="CASCADE")
+    image = IdForeignKeyField(Image, backref="preparations", on_delete="CASCADE")
     step = peewee.CharField(max_length=64)
     purpose = peewee.CharField(max_length=16)  # xen-pv | cloud
     detail = peewee.TextField(null=True)
@@ -157,7 +189,7 @@ class Host(TimestampedModel):
     """A XenServer/XCP-ng host reached over SSH. No secrets: keys stay in files or the agent."""
 
     id = IdField(primary_key=True)
-    name = peewee.CharField(max_length=255, index=True)
+    name = NameField(index=True)
     address = peewee.CharField(max_length=255)
     port = peewee.IntegerField(null=True)  # None: from ~/.ssh/config, else 22
     user = peewee.CharField(max_length=255, null=True)  # None: from ~/.ssh/config, else root
@@ -170,7 +202,7 @@ class BackupStorage(TimestampedModel):
     """Where published templates go: a local directory or one on a web server over SSH."""
 
     id = IdField(primary_key=True)
-    display_name = peewee.CharField(max_length=255, null=True, index=True)
+    display_name = NameField(null=True, index=True)
     storage_type = peewee.CharField(max_length=16)  # local | ssh
     base_uri = peewee.TextField()
     path = peewee.TextField()

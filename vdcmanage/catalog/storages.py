@@ -15,9 +15,9 @@ from urllib.parse import quote, urlsplit
 
 from vdcmanage.catalog.db import transaction
 from vdcmanage.catalog.hosts import check_address, check_key_file, check_port, check_user, fetch_first_seen_key
-from vdcmanage.catalog.ids import check_id, new_id
+from vdcmanage.catalog.ids import check_id
 from vdcmanage.catalog.models import BackupStorage, utcnow
-from vdcmanage.catalog.records import find_live, iso
+from vdcmanage.catalog.records import find_live, insert_new, iso, refuse_taken_id
 from vdcmanage.catalog.validate import check_choice, check_name, check_text
 from vdcmanage.errors import AlreadyExists, InvalidArgument, NotFound
 
@@ -65,7 +65,7 @@ def add_backup_storage(
     accept_new_host_key: bool = False,
     connect: ConnectOptions | None = None,
 ) -> BackupStorage:
-    storage_id = check_id("backup storage", uuid) if uuid is not None else new_id("backup storage")
+    chosen_id = check_id("backup storage", uuid) if uuid is not None else None
     check_choice("storage type", storage_type, STORAGE_TYPES)
     fields: dict[str, Any] = {
         "storage_type": storage_type,
@@ -84,18 +84,22 @@ def add_backup_storage(
         if address or port or user or key_file:
             raise InvalidArgument("--address/--port/--user/--key-file are for ssh storages only")
         check_local_directory(fields["path"])
+
+    def check_name_free() -> None:
+        refuse_taken_display_name(fields["display_name"])
+
     with transaction():
-        refuse_duplicates(storage_id, fields["display_name"])
+        refuse_taken_id(BackupStorage, "backup storage", chosen_id)
+        check_name_free()
     if storage_type == "ssh" and accept_new_host_key:
-        fields["host_key"] = fetch_first_seen_key(ssh_target(BackupStorage(id=storage_id, **fields)), connect)
-    with transaction(write=True):
-        refuse_duplicates(storage_id, fields["display_name"])
-        return BackupStorage.create(id=storage_id, **fields)
+        fields["host_key"] = fetch_first_seen_key(ssh_target(BackupStorage(id=chosen_id or "new", **fields)), connect)
+    return insert_new(
+        BackupStorage, "backup storage", chosen_id, check_name_free,
+        lambda storage_id: BackupStorage.create(id=storage_id, **fields),
+    )
 
 
-def refuse_duplicates(storage_id: str, display_name: str | None) -> None:
-    if BackupStorage.get_or_none(BackupStorage.id == storage_id) is not None:
-        raise AlreadyExists(f"Backup storage {storage_id} already exists")
+def refuse_taken_display_name(display_name: str | None) -> None:
     if display_name is not None:
         same = BackupStorage.get_or_none(
             (BackupStorage.display_name == display_name) & BackupStorage.deleted_at.is_null()

@@ -10,7 +10,7 @@ import typer
 from vdcmanage.catalog import hosts
 from vdcmanage.catalog.models import Host
 from vdcmanage.cli.main import catalog, group_app, state
-from vdcmanage.cli.output import human_size, print_json, print_record, print_table, when
+from vdcmanage.cli.output import human_size, print_json, print_lines, print_record, print_table, when
 from vdcmanage.cli.params import FormatOption, check_format
 from vdcmanage.textsafe import visible
 
@@ -153,6 +153,39 @@ def delete(ctx: typer.Context, host_id: str = typer.Argument(..., metavar="HOST_
     hosts.delete_host(host_id)
 
 
+@app.command("modify")
+def modify(
+    ctx: typer.Context,
+    host_id: str = typer.Argument(..., metavar="HOST_ID", help="Host id or name."),
+    sr_uuid: str = typer.Option(None, "--sr-uuid", help="SR to import into."),
+    clear_sr_uuid: bool = typer.Option(False, "--clear-sr-uuid", help="Forget the SR: use the pool's default SR."),
+    address: str = typer.Option(None, "--address", "-a", help="Host name, IP address, or a ~/.ssh/config Host alias."),
+    ssh_config_host: str = typer.Option(
+        None, "--ssh-config-host", metavar="ALIAS",
+        help="Reach the host through this ~/.ssh/config Host entry: sets the address and clears port, user and "
+        "key file so that the entry gives them (unless given here too).",
+    ),
+    port: int = typer.Option(None, "--port", "-p", help="SSH port."),
+    user: str = typer.Option(None, "--user", "-l", help="Login user."),
+    key_file: str = typer.Option(None, "--key-file", "-i", help="Private key file."),
+    display_name: str = typer.Option(None, "--display-name", "--name", help="The host's unique name."),
+) -> None:
+    """Change a host's record in place (its id stays, so its jobs can be retried); print what changed."""
+    catalog(ctx)
+    changes = hosts.HostChanges(
+        name=display_name, address=address, ssh_config_host=ssh_config_host, port=port, user=user,
+        key_file=key_file, sr_uuid=sr_uuid, clear_sr_uuid=clear_sr_uuid,
+    )
+    host, changed = hosts.modify_host(host_id, changes)
+    # the values are operator text (names, addresses): through the escaping seam
+    print_lines([f"{host.id}: {name}: {shown(old)} -> {shown(new)}" for name, old, new in changed]
+                or [f"{host.id}: nothing changed"])
+
+
+def shown(value: object) -> str:
+    return "(none)" if value is None else str(value)
+
+
 @app.command("check")
 def check(
     ctx: typer.Context,
@@ -204,6 +237,7 @@ def print_check(report: Any) -> None:
     if report.capabilities:
         caps = report.capabilities
         rows.append(("vdi-import formats", ", ".join(caps["import_formats"])))
+        rows.append(("import path", caps["import_path_reason"]))
     if report.chosen_sr or failed == "SR":
         rows.append(("chosen SR", chosen_sr_text(report)))
     print_table(["CHECK", "RESULT"], rows)

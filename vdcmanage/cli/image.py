@@ -8,7 +8,7 @@ from vdcmanage.catalog import images
 from vdcmanage.cli.image_views import print_images, show_images
 from vdcmanage.cli.main import catalog, group_app
 from vdcmanage.cli.output import print_record
-from vdcmanage.cli.params import FormatOption, check_format
+from vdcmanage.cli.params import FormatOption, YesOption, check_format, confirm_long_hash
 
 app = group_app(
     "image",
@@ -41,12 +41,15 @@ def add_local(
     file_format: str = typer.Option(None, "--file-format", help=FORMAT_HELP),
     state: str = typer.Option("available", "--state", "-s", help=STATE_HELP),
     os_type: str = typer.Option("linux", "--os-type", help="Guest OS: linux or windows."),
+    yes: bool = YesOption,
 ) -> None:
     """Register a local image file and print its new id (wmi-...).
 
     The format and virtual size come from the file's content; md5 and sha256 are computed in one pass.
+    A huge sparse file (hours of hashing) is confirmed first: a question on a terminal, else --yes.
     """
     catalog(ctx)
+    confirm_long_hash(path, yes)
     from vdcmanage.cli.progress import ProgressPrinter
 
     request = images.LocalImageRequest(

@@ -6,6 +6,7 @@ import typer
 
 from vdcmanage.cli.failures import notice
 from vdcmanage.cli.main import catalog, group_app
+from vdcmanage.cli.params import YesOption, confirm_long_hash
 
 app = group_app("import", "Import a machine image through a hypervisor (IMAGE_TYPE: xen).")
 
@@ -31,13 +32,16 @@ def xen(
     description: str = typer.Option(None, "--description", "-d", help="A free-form description of the image."),
     display_name: str = typer.Option(None, "--display-name", help="Name in listings (default: the name label)."),
     detach: bool = typer.Option(False, "--detach", help="Queue the import for 'job worker' and print the job id."),
+    yes: bool = YesOption,
 ) -> None:
     """Import an image into XenServer, publish it as a .vhd.bz2 template, register it; print its wmi- id.
 
     Runs in the foreground with progress on stderr unless --detach. Ctrl-C leaves the job resumable
-    with 'vdc-manage job retry JOB_ID'.
+    with 'vdc-manage job retry JOB_ID'. A huge sparse file (hours of hashing) is confirmed first: a
+    question on a terminal, else --yes.
     """
     catalog(ctx)
+    confirm_long_hash(path, yes)
     from vdcmanage.importer.request import ImportRequest, submit_import
 
     job = submit_import(

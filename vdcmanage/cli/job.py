@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
 from vdcmanage.catalog.models import Job
 from vdcmanage.cli.failures import notice
 from vdcmanage.cli.main import catalog, group_app
-from vdcmanage.cli.output import human_size, print_json, print_lines, print_record, print_table, when
+from vdcmanage.cli.output import human_size, print_json, print_lines, print_record, print_table
 from vdcmanage.cli.params import FormatOption, check_format
 from vdcmanage.jobs import queue
 
@@ -29,12 +30,15 @@ def list_(
         raise typer.BadParameter(f"{state!r} is not one of: {', '.join(queue.STATES)}", param_hint="'--state'")
     catalog(ctx)
     jobs = queue.list_jobs(queue.JobFilter(state=state, limit=limit))
+    steps = queue.steps_by_job([j.id for j in jobs])
+    data = [queue.job_dict(j, details=False, steps=steps[j.id]) for j in jobs]
     if fmt == "json":
-        print_json([queue.job_dict(j, details=False) for j in jobs])
+        print_json(data)
         return
     print_table(
-        ["ID", "Kind", "State", "Step", "Progress", "Created", "Error"],
-        ((j.id, j.kind, state_label(j), j.current_step, progress_label(j), when(j.created_at), j.error) for j in jobs),
+        ["ID", "Kind", "State", "Step", "Progress", "Age", "Error"],
+        ((j.id, j.kind, state_label(j), step_label(d), progress_label(j, d), age_label(d["age_seconds"]), j.error)
+         for j, d in zip(jobs, data, strict=True)),
     )
 
 
@@ -42,10 +46,27 @@ def state_label(job: Job) -> str:
     return f"{job.state} (stalled)" if queue.is_stalled(job) else job.state
 
 
-def progress_label(job: Job) -> str:
-    if not job.bytes_total:
+def step_label(data: dict[str, Any]) -> str:
+    """``6/10 compress``: where the job is (or stopped)."""
+    if not data["step_number"]:
         return ""
-    return f"{100 * job.bytes_done // job.bytes_total}% of {human_size(job.bytes_total)}"
+    return f"{data['step_number']}/{data['steps_total']} {data['current_step'] or ''}".rstrip()
+
+
+def progress_label(job: Job, data: dict[str, Any]) -> str:
+    """The job's percentage, and the current step's bytes while it runs."""
+    text = f"{data['percent']}%"
+    if job.state == "running" and job.bytes_total:
+        text += f" ({human_size(job.bytes_done)} of {human_size(job.bytes_total)})"
+    return text
+
+
+def age_label(seconds: float) -> str:
+    """``45s``, ``12m``, ``3h``, ``2d``: since the job was submitted."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(max(seconds, 0))}s"
 
 
 @app.command("show")
@@ -53,11 +74,12 @@ def show(
     ctx: typer.Context,
     job_id: str = typer.Argument(..., metavar="JOB_ID", help="The job id (job-...)."),
     fmt: str = FormatOption,
+    tail: int = typer.Option(None, "--tail", "-n", min=1, metavar="N", help="Only the last N log lines."),
 ) -> None:
-    """Show a job: state, every step with times, bytes and rate, and the last log lines."""
+    """Show a job: state, step k/N and percentage, every step with times, bytes and rate, and its whole log."""
     check_format(fmt)
     catalog(ctx)
-    data = queue.job_dict(queue.get_job(job_id))
+    data = queue.job_dict(queue.get_job(job_id), log_lines=tail)
     if fmt == "json":
         print_json(data)
         return
@@ -67,6 +89,8 @@ def show(
             ("Kind", data["kind"]),
             ("State", data["state"] + (" (stalled: no heartbeat)" if data["stalled"] else "")),
             ("Current Step", data["current_step"]),
+            ("Progress", f"step {data['step_number']}/{data['steps_total']}, {data['percent']}%"),
+            ("SR", sr_label(data["params"])),
             ("Attempts", data["attempts"]),
             ("Worker", data["worker"]),
             ("Heartbeat", data["heartbeat_at"]),
@@ -97,6 +121,14 @@ def show(
     print_lines(f"  {line['at']} {line['level']:5} {line['message']}" for line in data["log"])
 
 
+def sr_label(params: dict[str, object]) -> str | None:
+    """The SR an import job uses and why: ``<uuid> (pool default SR)``; None before a run chose one."""
+    sr = params.get("sr")
+    if isinstance(sr, dict):
+        return f"{sr['uuid']} ({sr['from']})"
+    return str(params["sr_uuid"]) + " (--sr-uuid)" if params.get("sr_uuid") else None
+
+
 @app.command("cancel")
 def cancel(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="JOB_ID", help="The job id.")) -> None:
     """Cancel a job: a running one stops within seconds and removes what it created on the host."""
@@ -110,9 +142,18 @@ def retry(
     ctx: typer.Context,
     job_id: str = typer.Argument(..., metavar="JOB_ID", help="The failed job's id."),
     detach: bool = typer.Option(False, "--detach", help="Only queue it for a worker instead of running it here."),
+    host: str = typer.Option(
+        None, "--host", metavar="HOST",
+        help="Run the import on this host instead (hn- id or name), e.g. when the job's host was deleted and "
+        "added again; every step runs again there.",
+    ),
 ) -> None:
     """Resume a failed job where it stopped (done steps are kept; uploads continue from what was verified)."""
     catalog(ctx)
+    if host is not None:
+        from vdcmanage.importer.request import move_to_host
+
+        move_to_host(job_id, host)
     job = queue.retry(job_id)
     if detach:
         typer.echo(job.id)

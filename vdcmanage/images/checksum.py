@@ -37,19 +37,25 @@ class Digests:
     size: int
 
 
-def file_digests(path: str | os.PathLike[str], progress: Progress | None = None) -> Digests:
+def file_digests(path: str | os.PathLike[str], progress: Progress | None = None, fd: int | None = None) -> Digests:
     """md5 and sha256 (lowercase hex) of the file at ``path`` and the number of bytes hashed.
 
     ``progress(done, total)`` is called about every 0.2 s and once at the end. Ctrl-C
     (KeyboardInterrupt), or any exception from ``progress``, stops the pass promptly and
-    leaves no thread behind.
+    leaves no thread behind. Given ``fd`` (the file already open), it hashes that descriptor
+    from its start.
     """
-    fd, info = open_regular_file(path)
+    owned = fd is None
+    if fd is None:
+        fd, _info = open_regular_file(path)
+    else:
+        os.lseek(fd, 0, os.SEEK_SET)
     try:
         advise_sequential(fd)
-        return hash_descriptor(fd, info.st_size, progress, display_path(path))
+        return hash_descriptor(fd, os.fstat(fd).st_size, progress, display_path(path))
     finally:
-        os.close(fd)
+        if owned:
+            os.close(fd)
 
 
 def advise_sequential(fd: int) -> None:

@@ -44,14 +44,15 @@ class ImageInfo:
     subformat: str | None
 
 
-def inspect_image(path: str | os.PathLike[str]) -> ImageInfo:
+def inspect_image(path: str | os.PathLike[str], fd: int | None = None) -> ImageInfo:
     """Detect the format of the image at ``path`` and read its virtual size.
 
     Raises ``FileNotFound`` (missing), ``InvalidArgument`` (a directory or other non-regular file),
     ``Refused`` (unreadable), ``InvalidImage`` (an image that is corrupt, truncated, lying, or of a
-    variant that depends on another file or is not supported), all exit code 100.
+    variant that depends on another file or is not supported), all exit code 100. Given ``fd`` (the
+    file already open), it reads that descriptor: the very file that will be hashed and converted.
     """
-    with ImageFile(path) as f:
+    with ImageFile(path, fd) as f:
         fmt, size, subformat = detect(f)
         return ImageInfo(fmt, size, f.size, subformat)
 

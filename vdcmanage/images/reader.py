@@ -14,6 +14,7 @@ import stat
 import sys
 from array import array
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import TracebackType
 
 from vdcmanage.errors import FileNotFound, InvalidArgument, InvalidImage, Refused, VdcError
@@ -66,23 +67,85 @@ def open_regular_file(path: str | os.PathLike[str]) -> tuple[int, os.stat_result
     return fd, info
 
 
+def require_regular_file(path: str | os.PathLike[str]) -> os.stat_result:
+    """The guard every command taking an image PATH runs first: a FIFO, a socket, a device or a
+    directory is named for what it is (``stat`` opens nothing, so a FIFO cannot block us), a missing
+    file is "File not found"."""
+    shown = display_path(path)
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFound(shown) from None
+    except PermissionError:
+        raise Refused(f"Cannot read {shown}: permission denied") from None
+    except OSError as exc:
+        raise Refused(f"Cannot open {shown}: {exc.strerror}") from None
+    check_regular(info, shown)
+    return info
+
+
+def file_kind(mode: int) -> str:
+    """What a file of this mode is, as an error message names it."""
+    kinds = (
+        (stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
 def check_regular(info: os.stat_result, shown: str) -> None:
-    mode = info.st_mode
-    if stat.S_ISDIR(mode):
-        raise InvalidArgument(f"{shown} is a directory, not an image file")
-    if not stat.S_ISREG(mode):
-        kind = "a block device" if stat.S_ISBLK(mode) else "a character device" if stat.S_ISCHR(mode) else (
-            "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
-        )
-        raise InvalidArgument(f"{shown} is {kind}, not an image file")
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidArgument(f"{shown} is {file_kind(info.st_mode)}, not a regular file")
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What says "the same file as last time": a changed one makes a resume start over, and a
+    source that changed between inspecting, hashing and converting is refused."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileIdentity:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+class SourceChanged(Refused):
+    """The image file changed (replaced, or written to) between two passes over it."""
+
+
+def check_unchanged(path: str | os.PathLike[str], expected: FileIdentity, fd: int | None = None) -> None:
+    """Refuse unless ``path`` (and the open ``fd``, if given) is still the file first read: same
+    device and inode (not swapped for another), same size and mtime (not written to)."""
+    shown = display_path(path)
+    try:
+        named = FileIdentity.of(os.stat(path))
+    except OSError:
+        raise SourceChanged(f"{shown} disappeared while it was being read; nothing was registered") from None
+    opened = FileIdentity.of(os.fstat(fd)) if fd is not None else named
+    for now in (opened, named):
+        if now != expected:
+            fields = ("device", "inode", "size", "mtime_ns")
+            what = [name for name in fields if getattr(now, name) != getattr(expected, name)]
+            raise SourceChanged(
+                f"{shown} changed while it was being read ({', '.join(what)} differ): its checksums and contents "
+                "would not match; nothing was registered (run the command again on a file nobody is changing)"
+            )
 
 
 class ImageFile:
     """A read-only image file of known size, read only by bounded positional reads."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], fd: int | None = None) -> None:
+        """Open ``path``; or, given ``fd`` (a descriptor of it already open), read that one."""
         self.shown = display_path(path)
-        self.fd, info = open_regular_file(path)
+        if fd is None:
+            self.fd, info = open_regular_file(path)
+        else:
+            self.fd, info = os.dup(fd), os.fstat(fd)
         self.size = info.st_size
 
     def __enter__(self) -> ImageFile:

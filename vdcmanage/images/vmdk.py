@@ -150,6 +150,8 @@ def check_descriptor(f: ImageFile, h: Header) -> str:
     desc = parse_descriptor(text)
     if desc.create_type is None:
         raise f.invalid("vmdk embedded descriptor has no createType")
+    if desc.parent_cid is None:  # qemu-img refuses to open such a disk ("Invalid argument"): so do we
+        raise f.invalid("vmdk embedded descriptor has no parentCID line (qemu-img cannot open such a disk)")
     if desc.create_type not in SELF_CONTAINED_TYPES:
         raise f.invalid(f"vmdk createType {desc.create_type!r} in a sparse extent is not a self-contained disk")
     refuse_delta(f, desc)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
 
+from vdcmanage.remote import files as remote_files
 from vdcmanage.remote.ssh import Connection
 
 PID_RE = re.compile(rb"vdc-manage-pid (\d+)")
@@ -30,7 +32,8 @@ def file_size(conn: Connection, path: str) -> int | None:
 
 
 def remove(conn: Connection, *paths: str) -> None:
-    conn.run(["rm", "-f", "--", *paths])
+    """Remove ``paths`` and whatever temporaries of theirs an interrupted step left."""
+    remote_files.remove_with_temporaries(conn, *paths)
 
 
 def md5_of(conn: Connection, path: str, on_poll: Callable[[], None] | None = None) -> str:
@@ -58,10 +61,12 @@ def compress(
     progress: Callable[[int, int], None],
     check: Callable[[], None],
 ) -> None:
-    """``<compressor> -c < source > dest`` on the host. Progress is how far the compressor has read
-    its input (``/proc/<pid>/fdinfo/0``), polled once a second; ``check`` runs twice a second and
-    whatever it raises (a cancelled job) kills the compressor."""
-    script = 'echo "vdc-manage-pid $$" >&2; exec "$1" -c < "$2" > "$3"'
+    """``<compressor> -c < source`` into ``dest`` on the host, through a fresh temporary renamed into
+    place when complete (remote/files.py: nothing at a guessable name is opened for writing).
+    Progress is how far the compressor has read its input (``/proc/<pid>/fdinfo/0``), polled once a
+    second; ``check`` runs twice a second and whatever it raises (a cancelled job) kills the compressor."""
+    script = 'echo "vdc-manage-pid $$" >&2; exec "$1" -c < "$2" 1<> "$3"'
+    temporary = remote_files.create_temporary(conn, dest)
     pid: list[int] = []
     last_poll = [0.0]
 
@@ -79,7 +84,14 @@ def compress(
             if done is not None:
                 progress(done, total)
 
-    conn.run(["sh", "-c", script, "sh", compressor, source, dest], timeout=None, on_stderr=on_stderr, on_poll=on_poll)
+    try:
+        conn.run(["sh", "-c", script, "sh", compressor, source, temporary], timeout=None, on_stderr=on_stderr,
+                 on_poll=on_poll)
+        remote_files.rename_into_place(conn, temporary, dest)
+    except BaseException:
+        with contextlib.suppress(Exception):  # a dropped connection: the step's cleanup removes it later
+            conn.run(["rm", "-f", "--", temporary], timeout=30)
+        raise
 
 
 def read_position(conn: Connection, pid: int) -> int | None:

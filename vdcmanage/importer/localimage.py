@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import IO
 
 from vdcmanage.errors import VdcError
+from vdcmanage.images.reader import FileIdentity, check_unchanged, open_regular_file
+from vdcmanage.safefiles import create_temporary
 
 QEMU_FORMATS = {"raw": "raw", "qcow2": "qcow2", "vhd": "vpc", "vmdk": "vmdk", "vdi": "vdi"}
 PROGRESS_RE = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
@@ -25,21 +27,41 @@ PROGRESS_RE = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
 Progress = Callable[[int, int], None]
 
 
-def convert(source: Path, source_format: str, dest: Path, target: str, total: int, progress: Progress) -> None:
+def convert(
+    source: Path, source_format: str, dest: Path, target: str, total: int, progress: Progress,
+    identity: FileIdentity | None = None,
+) -> None:
     """``qemu-img convert`` ``source`` into ``dest`` (``vhd``: dynamic VHD of exactly the same size; ``raw``:
-    sparse raw), atomically: written as ``dest.part`` and renamed when complete."""
-    part = dest.with_name(dest.name + ".part")
+    sparse raw), atomically: written into a fresh private temporary next to it (``safefiles``: the
+    work directory may be a shared one) and renamed when complete.
+
+    qemu-img reads the descriptor we opened (``/dev/fd/N``), checked before and after to be the file
+    ``identity`` describes (the one inspected and hashed): a file swapped or written to is refused."""
     out = ["-O", "vpc", "-o", "subformat=dynamic,force_size=on"] if target == "vhd" else ["-O", "raw"]
-    argv = ["qemu-img", "convert", "-p", "-f", QEMU_FORMATS[source_format], *out, str(source), str(part)]
     dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    run_qemu_img(argv, lambda percent: progress(int(total * percent / 100), total))
+    fd, _info = open_regular_file(source)
+    part_fd, part = create_temporary(dest.parent, dest.name)
+    os.close(part_fd)
+    try:
+        os.set_blocking(fd, True)
+        if identity is not None:
+            check_unchanged(source, identity, fd)
+        argv = ["qemu-img", "convert", "-p", "-f", QEMU_FORMATS[source_format], *out, f"/dev/fd/{fd}", str(part)]
+        run_qemu_img(argv, lambda percent: progress(int(total * percent / 100), total), pass_fds=(fd,))
+        if identity is not None:
+            check_unchanged(source, identity, fd)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
     os.replace(part, dest)
 
 
-def run_qemu_img(argv: list[str], on_percent: Callable[[float], None]) -> None:
+def run_qemu_img(argv: list[str], on_percent: Callable[[float], None], pass_fds: tuple[int, ...] = ()) -> None:
     """Run qemu-img with ``-p``, feeding its percentages to ``on_percent``; whatever that raises
     (a cancelled job) kills qemu-img first."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=pass_fds)
     assert proc.stdout is not None and proc.stderr is not None
     errors: list[bytes] = []
     stderr = proc.stderr

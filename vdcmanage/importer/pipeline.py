@@ -34,17 +34,20 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from vdcmanage.catalog.db import transaction
-from vdcmanage.catalog.models import BackupStorage, Image
+from vdcmanage.catalog.models import BackupStorage, Host, Image
 from vdcmanage.catalog.storages import published_uri
 from vdcmanage.config import load_settings
 from vdcmanage.errors import ChecksumMismatch, NotFound, VdcError
+from vdcmanage.images.reader import FileIdentity, check_unchanged
 from vdcmanage.importer import hostfiles
 from vdcmanage.importer.request import STEPS, ImportParams
 from vdcmanage.jobs import queue
 from vdcmanage.jobs.runner import StepContext
-from vdcmanage.remote.errors import ConnectionLost, HostUnusable, RemoteTimeout, SrUnknown, SrUnsuitable, XeError
+from vdcmanage.remote.check import SrChoice, SrReport, choose_sr, ready_sr
+from vdcmanage.remote.errors import ConnectionLost, HostUnusable, RemoteTimeout, XeError
 from vdcmanage.remote.ssh import Connection
-from vdcmanage.remote.xe import SrInfo, Xe
+from vdcmanage.remote.xe import Xe
+from vdcmanage.safefiles import remove_temporaries
 
 SR_GRANULARITY = 2 * 1024 * 1024  # file SRs round VHD sizes up to 2 MiB (xe-facts.md §1, "Sizes")
 RECONNECTS = 3
@@ -78,15 +81,20 @@ class ImportPipeline:
     def detail(self, step: str) -> dict[str, Any]:
         return queue.step_detail(self.job_id, step)
 
-    def open_host(self) -> Connection:
-        from vdcmanage.catalog.hosts import ssh_target
-        from vdcmanage.catalog.models import Host
-        from vdcmanage.remote.options import connect_options
-
+    def host_record(self) -> Host:
         host = Host.get_or_none(Host.id == self.params.host_id)
         if host is None or host.deleted_at is not None:
-            raise NotFound(f"Host {self.params.host_id} is no longer in the catalog")
-        return Connection(ssh_target(host), connect_options(self.settings)).open()
+            raise NotFound(
+                f"Host {self.params.host_id} is no longer in the catalog "
+                f"(retry on another host with 'vdc-manage job retry {self.job_id} --host HOST')"
+            )
+        return host
+
+    def open_host(self) -> Connection:
+        from vdcmanage.catalog.hosts import ssh_target
+        from vdcmanage.remote.options import connect_options
+
+        return Connection(ssh_target(self.host_record()), connect_options(self.settings)).open()
 
     def host(self) -> Connection:
         if self._host is None or not self._host.is_open:
@@ -141,18 +149,81 @@ class ImportPipeline:
     def work_file(self, suffix: str) -> Path:
         return self.settings.work_dir / f"{self.job_id}{suffix}"
 
+    # -- the SR ----------------------------------------------------------------------------------
+
+    def sr_uuid(self) -> str:
+        uuid = self.params.sr["uuid"] if self.params.sr else self.params.sr_uuid
+        assert uuid, "the SR is chosen before any step that needs it"
+        return uuid
+
+    def sr_mount(self) -> str | None:
+        """The chosen SR's mount directory; None while no run has chosen one (nothing is on the host)."""
+        if self.params.sr:
+            return self.params.sr["mount"]
+        mount = self.detail("inspect").get("sr_mount")  # jobs queued before the choice was recorded
+        return str(mount) if mount else None
+
+    def sr_choice_source(self) -> str:
+        return self.params.sr["from"] if self.params.sr else "--sr-uuid"
+
+    def host_work_started(self) -> bool:
+        """Whether this job has put anything on the host yet: its SR is settled then."""
+        steps = queue.steps_of(self.job_id)
+        first = STEPS.index("stage")
+        return any(s.state != "pending" or s.detail for s in steps if STEPS.index(s.name) >= first)
+
+    def settle_sr(self, conn: Connection) -> SrReport:
+        """Choose the SR as ``host check`` does (--sr-uuid, the host record's, the pool's default SR now),
+        check it, and record it and the choice's source in the job's parameters. Once the job has
+        files or a VDI on the host, the recorded SR is kept: the pool's default may have changed."""
+        xe = Xe(conn)
+        recorded = self.params.sr
+        if recorded and self.host_work_started():
+            choice = SrChoice(recorded["uuid"], recorded["from"])
+        else:
+            choice = choose_sr(xe, requested=self.params.sr_uuid, host_record=self.host_record().sr_uuid)
+        sr = ready_sr(conn, xe, choice)
+        chosen = {"uuid": sr.uuid, "from": choice.source, "mount": str(sr.mount_path)}
+        if chosen != recorded:
+            queue.update_params(self.job_id, sr=chosen)
+            self.params.sr = chosen
+            queue.log(self.job_id, f"SR {sr.uuid} ({choice.source}): {sr.name_label}, {sr.type}")
+        return sr
+
+    # -- preflight -------------------------------------------------------------------------------
+
+    def preflight(self, ctx: StepContext) -> None:
+        """At the start of every run (first, retried, taken over), before anything is hashed, converted or
+        sent: the host is reachable with the expected key, login works, xe answers, the SR (chosen as
+        ``host check`` chooses) exists, is a mounted file SR, and it and the backup storage have room."""
+        from vdcmanage.importer import preflight as room
+
+        conn = self.host()  # connect, host key, login: HostUnusable with the reason
+        caps = Xe(conn).capabilities()
+        sr = self.on_host(self.settle_sr)
+        done = {s.name for s in queue.steps_of(self.job_id) if s.state in ("done", "skipped")}
+        sizes = room.source_sizes(Path(self.params.path), self.detail("inspect"))
+        needs = room.room_needed(sizes, caps.upload_format, set(STEPS) - done)
+        lines = [room.check_sr_room(f"SR {sr.uuid} ({sr.name_label})", sr.free, needs)]
+        if needs.storage:
+            storage = self.storage()
+            free = (room.local_free(storage.path) if storage.storage_type == "local"
+                    else room.remote_free(self.web(storage), storage.path))
+            lines.append(room.check_storage_room(f"backup storage {storage.id} ({storage.path})", free, needs.storage))
+        ctx.log("preflight: " + "; ".join(lines))
+
     # -- steps -----------------------------------------------------------------------------------
 
     def step_inspect(self, ctx: StepContext) -> None:
-        from vdcmanage.images.checksum import file_digests
-        from vdcmanage.images.inspect import inspect_image
+        from dataclasses import asdict
 
-        path = Path(self.params.path)
-        info = inspect_image(path)
-        digests = file_digests(path, progress=ctx.progress)
+        from vdcmanage.images.source import inspect_and_hash
+
+        source = inspect_and_hash(Path(self.params.path), progress=ctx.progress)
+        info, digests = source.info, source.digests
         caps = self.on_host(lambda conn: Xe(conn).capabilities())
-        sr = self.on_host(lambda conn: find_sr(Xe(conn), self.params.sr_uuid))
-        upload_format = "vhd" if "vhd" in caps.import_formats else "raw"
+        sr = self.on_host(self.settle_sr)
+        upload_format = caps.upload_format
         ctx.save(
             source_format=info.format,
             virtual_size=info.virtual_size,
@@ -161,13 +232,14 @@ class ImportPipeline:
             source_md5=digests.md5,
             source_sha256=digests.sha256,
             upload_format=upload_format,
-            sr_mount=sr.mount_path,
             product=caps.product,
+            source_identity=asdict(source.identity),  # what convert and stage check they read
         )
         ctx.log(
             f"{info.format} image, virtual size {info.virtual_size} bytes, md5 {digests.md5}; "
-            f"{caps.product}: uploading {upload_format} into SR {sr.uuid} ({sr.type})"
+            f"{caps.product}: uploading {upload_format} into SR {sr.uuid} ({sr.type}, {self.sr_choice_source()})"
         )
+        ctx.log(f"import path: {caps.import_path()}", "warning" if caps.import_path_note else "info")
 
     def step_convert(self, ctx: StepContext) -> None:
         from vdcmanage.importer.localimage import convert
@@ -175,12 +247,14 @@ class ImportPipeline:
         inspected = self.detail("inspect")
         source_format, target = inspected["source_format"], inspected["upload_format"]
         if target == "raw" and source_format == "raw":
+            self.check_source()
             ctx.save(local_file=self.params.path)
             ctx.log("raw image: uploaded as it is (holes and zero blocks skipped)")
             return
         local = self.work_file(f".{target}")
         kind = "dynamic VHD" if target == "vhd" else "sparse raw file"
-        convert(Path(self.params.path), source_format, local, target, inspected["virtual_size"], ctx.progress)
+        convert(Path(self.params.path), source_format, local, target, inspected["virtual_size"], ctx.progress,
+                identity=self.source_identity())
         ctx.save(local_file=str(local))
         ctx.log(f"converted the {source_format} image into a {kind} of {local.stat().st_size} bytes")
 
@@ -188,7 +262,9 @@ class ImportPipeline:
         from vdcmanage.remote.transfer import upload_file
 
         local = Path(self.detail("convert")["local_file"])
-        staged = hostfiles.staging_path(self.detail("inspect")["sr_mount"], self.job_id)
+        staged = hostfiles.staging_path(str(self.sr_mount()), self.job_id)
+        if str(local) == self.params.path:
+            self.check_source()  # the upload reads the source itself: still the file inspected and hashed
         result = upload_file(
             self.open_host,
             local,
@@ -205,6 +281,17 @@ class ImportPipeline:
             f"({result.bytes_skipped_sparse} bytes of holes and zeros skipped), verified on the host"
         )
         ctx.save(staged=staged, staged_size=result.bytes_total, bytes_sent=result.bytes_sent)
+        if str(local) == self.params.path:
+            self.check_source()
+
+    def source_identity(self) -> FileIdentity | None:
+        saved = self.detail("inspect").get("source_identity")
+        return FileIdentity(**saved) if saved else None  # None: a job inspected by an older vdc-manage
+
+    def check_source(self) -> None:
+        identity = self.source_identity()
+        if identity is not None:
+            check_unchanged(self.params.path, identity)
 
     def step_vdi_create(self, ctx: StepContext) -> None:
         inspected = self.detail("inspect")
@@ -217,19 +304,20 @@ class ImportPipeline:
             leftover = xe.vdi_list(params=["uuid"], filters={"other-config:vdc-manage-job": self.job_id})
             if leftover:  # created before a crash that kept us from saving its uuid
                 return str(leftover[0]["uuid"])
-            uuid = xe.vdi_create(self.params.sr_uuid, self.params.name_label, inspected["vdi_size"])
+            uuid = xe.vdi_create(self.sr_uuid(), self.params.name_label, inspected["vdi_size"])
             ctx.save(vdi_uuid=uuid)
             xe.vdi_param_set(uuid, {"other-config:vdc-manage-job": self.job_id})
             return uuid
 
         uuid = self.on_host(create)
         ctx.save(vdi_uuid=uuid)
-        ctx.log(f"VDI {uuid} ({inspected['vdi_size']} bytes) on SR {self.params.sr_uuid}")
+        ctx.log(f"VDI {uuid} ({inspected['vdi_size']} bytes) on SR {self.sr_uuid()}")
 
     def step_vdi_import(self, ctx: StepContext) -> None:
         inspected, staged = self.detail("inspect"), self.detail("stage")
         vdi = self.detail("vdi-create")["vdi_uuid"]
         total = int(inspected["vdi_size"])
+        sr_mount = str(self.sr_mount())
 
         def run(conn: Connection) -> tuple[str, int | None]:
             xe = Xe(conn)
@@ -237,29 +325,27 @@ class ImportPipeline:
                 vdi,
                 os.path.basename(staged["staged"]),
                 fmt=inspected["upload_format"],
-                cwd=inspected["sr_mount"],
+                cwd=sr_mount,
                 progress=lambda percent: ctx.progress(total * percent // 100, total),
                 on_poll=ctx.check,
             )
-            vhd = f"{inspected['sr_mount']}/{xe.vdi_param_get(vdi, 'location')}.vhd"
+            vhd = f"{sr_mount}/{xe.vdi_param_get(vdi, 'location')}.vhd"
             return vhd, hostfiles.file_size(conn, vhd)
 
         vhd, size = self.on_host(run)
         if size is None:
-            sr = self.params.sr_uuid
+            sr = self.sr_uuid()
             raise VdcError(f"The imported VDI's file {vhd} is not on the host (is SR {sr} file-based?)")
         ctx.save(vhd=vhd, vhd_size=size)
         ctx.log(f"imported into {vhd} ({size} bytes on the SR)")
 
     def step_compress(self, ctx: StepContext) -> None:
         imported = self.detail("vdi-import")
-        out = hostfiles.compressed_path(self.detail("inspect")["sr_mount"], self.job_id)
+        out = hostfiles.compressed_path(str(self.sr_mount()), self.job_id)
 
         def run(conn: Connection) -> tuple[str, int | None]:
             compressor = hostfiles.find_compressor(conn)
-            hostfiles.compress(conn, compressor, imported["vhd"], out + ".part", imported["vhd_size"],
-                               ctx.progress, ctx.check)
-            conn.run(["mv", "-f", "--", out + ".part", out])
+            hostfiles.compress(conn, compressor, imported["vhd"], out, imported["vhd_size"], ctx.progress, ctx.check)
             return compressor, hostfiles.file_size(conn, out)
 
         compressor, size = self.on_host(run)
@@ -336,16 +422,16 @@ class ImportPipeline:
         ctx.log(f"registered {p.image_id}")
 
     def step_cleanup(self, ctx: StepContext) -> None:
-        inspected = self.detail("inspect")
-        sr_mount = inspected["sr_mount"]
+        sr_mount = str(self.sr_mount())
         staged, out = hostfiles.staging_path(sr_mount, self.job_id), hostfiles.compressed_path(sr_mount, self.job_id)
-        self.on_host(lambda conn: hostfiles.remove(conn, staged, out, out + ".part"))
+        self.on_host(lambda conn: hostfiles.remove(conn, staged, out))
         self.remove_work_files()
         ctx.log("removed the staged and compressed files on the host; the VDI stays as the template")
 
     def remove_work_files(self) -> None:
         for suffix in (".vhd", ".raw", ".vhd.part", ".raw.part"):
             self.work_file(suffix).unlink(missing_ok=True)
+            remove_temporaries(self.settings.work_dir, self.work_file(suffix).name)
 
     def result(self) -> dict[str, Any]:
         return {
@@ -374,7 +460,7 @@ class ImportPipeline:
             ctx.log("removed the VDI and the staged file; 'job retry' uploads again")
 
     def undo_host_side(self, ctx: StepContext) -> None:
-        sr_mount = self.detail("inspect").get("sr_mount")
+        sr_mount = self.sr_mount()
         if not sr_mount:
             return
         vdi = self.detail("vdi-create").get("vdi_uuid")
@@ -387,18 +473,8 @@ class ImportPipeline:
                 with contextlib.suppress(XeError):
                     xe.vdi_destroy(uuid)
             out = hostfiles.compressed_path(sr_mount, self.job_id)
-            hostfiles.remove(conn, hostfiles.staging_path(sr_mount, self.job_id), out, out + ".part")
+            hostfiles.remove(conn, hostfiles.staging_path(sr_mount, self.job_id), out)
 
         self.on_host(undo)
         self.drop_host()
 
-
-def find_sr(xe: Xe, sr_uuid: str) -> SrInfo:
-    for sr in xe.srs():
-        if sr.uuid == sr_uuid:
-            if not sr.file_based or sr.mount_path is None:
-                raise SrUnsuitable(
-                    f"SR {sr_uuid} ({sr.name_label}) is of type {sr.type}; imports need a file-based SR (ext or nfs)"
-                )
-            return sr
-    raise SrUnknown(f"SR {sr_uuid} does not exist on {xe.connection.where}")

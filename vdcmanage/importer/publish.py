@@ -2,8 +2,10 @@
 
 The XenServer host never needs credentials for the web server: we read the compressed file from
 the host over one SSH channel and write it to the storage (a local directory, or a web server over
-SSH), hashing as it passes. It lands under a temporary name and is renamed only when complete, so
-the published name never shows a partial file; on any failure the temporary file is removed.
+SSH), hashing as it passes. It lands in a fresh private temporary (``safefiles``, ``remote/files``:
+a random name nobody can plant a link at) and is renamed only once its checksum where it landed
+matches what was sent, so the published name never shows a partial or altered file; on any failure
+the temporary file is removed.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from pathlib import Path
 from typing import Protocol
 
 from vdcmanage.catalog.models import BackupStorage
-from vdcmanage.errors import Refused, VdcError
+from vdcmanage.errors import ChecksumMismatch, Refused, VdcError
+from vdcmanage.remote import files as remote_files
 from vdcmanage.remote.ssh import Connection, ExecChannel
+from vdcmanage.safefiles import create_temporary, remove_temporaries
 
 CHUNK = 1024 * 1024
 
@@ -36,12 +40,13 @@ class Published:
 class Destination(Protocol):
     label: str
 
-    def begin(self, file_name: str) -> None: ...
+    def begin(self, file_name: str) -> None:
+        """Create a fresh private temporary for ``file_name`` (never one anyone could plant in advance)."""
 
     def write(self, data: bytes) -> None: ...
 
-    def commit(self) -> None:
-        """Make the temporary file the published one (an atomic rename)."""
+    def commit(self, sha256: str) -> None:
+        """Check the temporary holds ``sha256``, then make it the published file (an atomic rename)."""
 
     def abort(self) -> None:
         """Remove the temporary file; never raises."""
@@ -49,11 +54,11 @@ class Destination(Protocol):
     def sha256(self, file_name: str) -> str:
         """The checksum of the published file, computed where it landed."""
 
-    def remove(self, file_name: str) -> None: ...
+    def remove(self, file_name: str) -> None:
+        """Remove the published file and any temporary an interrupted run left for it."""
 
 
-def temporary_name(file_name: str) -> str:
-    return f".{file_name}.part"
+PUBLISHED_MODE = 0o644  # served to the world by the web server; 0600 until complete
 
 
 class LocalDestination:
@@ -64,14 +69,14 @@ class LocalDestination:
         self.label = f"backup storage {storage.id} ({storage.path})"
         self.file_name = ""
         self.handle: int | None = None
+        self.temporary: Path | None = None
 
     def begin(self, file_name: str) -> None:
         self.file_name = file_name
-        tmp = self.directory / temporary_name(file_name)
         try:
-            self.handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)  # served to the world
+            self.handle, self.temporary = create_temporary(self.directory, file_name)
         except OSError as exc:
-            raise Refused(f"Cannot write to {self.label}: {exc.strerror}") from exc
+            raise Refused(f"Cannot write to {self.label}: {exc.strerror or exc}") from exc
 
     def write(self, data: bytes) -> None:
         assert self.handle is not None
@@ -82,22 +87,31 @@ class LocalDestination:
         except OSError as exc:
             raise storage_error(self.label, exc) from exc
 
-    def commit(self) -> None:
-        assert self.handle is not None
+    def commit(self, sha256: str) -> None:
+        from vdcmanage.images.checksum import hash_descriptor
+
+        assert self.handle is not None and self.temporary is not None
         try:
             os.fsync(self.handle)
+            os.lseek(self.handle, 0, os.SEEK_SET)
+            landed = hash_descriptor(self.handle, os.fstat(self.handle).st_size, None, str(self.temporary)).sha256
+            check_landed(self.label, sha256, landed)
+            os.fchmod(self.handle, PUBLISHED_MODE)
         except OSError as exc:
             raise storage_error(self.label, exc) from exc
         os.close(self.handle)
         self.handle = None
-        os.replace(self.directory / temporary_name(self.file_name), self.directory / self.file_name)
+        os.replace(self.temporary, self.directory / self.file_name)
+        self.temporary = None
 
     def abort(self) -> None:
         if self.handle is not None:
             os.close(self.handle)
             self.handle = None
-        with contextlib.suppress(OSError):
-            (self.directory / temporary_name(self.file_name)).unlink(missing_ok=True)
+        if self.temporary is not None:
+            with contextlib.suppress(OSError):
+                self.temporary.unlink()
+            self.temporary = None
 
     def sha256(self, file_name: str) -> str:
         from vdcmanage.images.checksum import file_digests
@@ -106,8 +120,16 @@ class LocalDestination:
         return digest
 
     def remove(self, file_name: str) -> None:
-        for name in (file_name, temporary_name(file_name)):
-            (self.directory / name).unlink(missing_ok=True)
+        (self.directory / file_name).unlink(missing_ok=True)
+        remove_temporaries(self.directory, file_name)
+
+
+def check_landed(label: str, sent: str, landed: str) -> None:
+    if landed != sent:
+        raise ChecksumMismatch(
+            f"The template written to {label} differs from what was sent: sha256 {sent} sent, {landed} "
+            "written; nothing was published"
+        )
 
 
 def storage_error(label: str, exc: OSError) -> VdcError:
@@ -125,22 +147,22 @@ class SshDestination:
         self.label = f"backup storage {storage.id} ({conn.where}:{storage.path})"
         self.file_name = ""
         self.stream: ExecChannel | None = None
+        self.temporary: str | None = None
 
     def path(self, name: str) -> str:
         return f"{self.directory}/{name}"
 
     def begin(self, file_name: str) -> None:
         self.file_name = file_name
-        # umask 022: the file is served by the web server
-        script = 'umask 022 && exec cat > "$1"'
-        self.stream = self.conn.open_exec(["sh", "-c", script, "sh", self.path(temporary_name(file_name))])
+        self.temporary = remote_files.create_temporary(self.conn, self.path(file_name))
+        self.stream = self.conn.open_exec(remote_files.write_into(self.temporary))
 
     def write(self, data: bytes) -> None:
         assert self.stream is not None
         self.stream.write(data)
 
-    def commit(self) -> None:
-        assert self.stream is not None
+    def commit(self, sha256: str) -> None:
+        assert self.stream is not None and self.temporary is not None
         stream, self.stream = self.stream, None
         result = stream.finish(check=False)
         if result.exit_status != 0:
@@ -148,22 +170,28 @@ class SshDestination:
             if "No space left" in detail or "Disk quota" in detail:
                 raise Refused(f"{self.label} is full ({detail}); nothing was published")
             raise VdcError(f"Writing to {self.label} failed: {detail or f'exit {result.exit_status}'}")
-        tmp, final = self.path(temporary_name(self.file_name)), self.path(self.file_name)
-        self.conn.run(["sh", "-c", 'sync "$1" 2>/dev/null || sync; mv -f -- "$1" "$2"', "sh", tmp, final])
+        check_landed(self.label, sha256, self.digest_at(self.temporary))
+        remote_files.rename_into_place(self.conn, self.temporary, self.path(self.file_name), f"{PUBLISHED_MODE:o}")
+        self.temporary = None
 
     def abort(self) -> None:
         if self.stream is not None:
             self.stream.close()
             self.stream = None
-        with contextlib.suppress(Exception):  # best effort: the failure being reported matters more
-            self.conn.run(["rm", "-f", "--", self.path(temporary_name(self.file_name))])
+        if self.temporary is not None:
+            with contextlib.suppress(Exception):  # best effort: the failure being reported matters more
+                self.conn.run(["rm", "-f", "--", self.temporary])
+            self.temporary = None
 
-    def sha256(self, file_name: str) -> str:
-        result = self.conn.run(["sha256sum", "--", self.path(file_name)], timeout=None)
+    def digest_at(self, path: str) -> str:
+        result = self.conn.run(["sha256sum", "--", path], timeout=None)
         return result.stdout_text.split()[0]
 
+    def sha256(self, file_name: str) -> str:
+        return self.digest_at(self.path(file_name))
+
     def remove(self, file_name: str) -> None:
-        self.conn.run(["rm", "-f", "--", self.path(file_name), self.path(temporary_name(file_name))])
+        remote_files.remove_with_temporaries(self.conn, self.path(file_name))
 
 
 def stream_to(
@@ -195,7 +223,7 @@ def stream_to(
             raise VdcError(f"Reading {shlex.quote(source)} on {host.where} failed: {result.stderr_text.strip()}")
         if size != total:
             raise VdcError(f"Read {size} bytes of {source} on {host.where}, expected {total}")
-        destination.commit()
+        destination.commit(sha256.hexdigest())
     except BaseException:
         reader.close()
         destination.abort()

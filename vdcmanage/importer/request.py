@@ -8,12 +8,13 @@ from pathlib import Path
 
 from vdcmanage.catalog.accounts import live_account
 from vdcmanage.catalog.db import transaction
+from vdcmanage.catalog.hosts import check_sr_uuid
 from vdcmanage.catalog.ids import new_id
 from vdcmanage.catalog.images import ARCHES, default_display_name, resolve_image_file
 from vdcmanage.catalog.models import BackupStorage, Host, Job
 from vdcmanage.catalog.records import find_live
 from vdcmanage.catalog.validate import NAME_MAX, check_choice, check_description, check_name, check_text
-from vdcmanage.errors import InvalidArgument, NotFound
+from vdcmanage.errors import InvalidArgument, NotFound, Refused
 from vdcmanage.jobs import queue
 
 KIND = "import-xen"
@@ -54,11 +55,12 @@ class ImportParams:
     host_id: str
     account_id: str
     backup_storage_id: str
-    sr_uuid: str
+    sr_uuid: str | None  # --sr-uuid; None: the host record's SR, else the pool's default SR, chosen at run time
     name_label: str
     arch: str
     description: str | None
     display_name: str
+    sr: dict[str, str] | None = None  # the SR a run chose: {"uuid", "from", "mount"} (ImportPipeline.settle_sr)
 
 
 def live_host(key: str) -> Host:
@@ -93,10 +95,7 @@ def resolve(request: ImportRequest) -> ImportParams:
     display_name = request.display_name or default_display_name(Path(name_label.replace("/", "?")))
     check_name("Display name", display_name)
     host = live_host(request.host)
-    sr_uuid = request.sr_uuid or host.sr_uuid
-    if not sr_uuid:
-        hint = f"see 'vdc-manage host check {host.id}'"
-        raise InvalidArgument(f"Host {host.id} has no default SR: give --sr-uuid ({hint})")
+    sr_uuid = check_sr_uuid(request.sr_uuid)
     account = live_account(request.account_id)
     storage = live_backup_storage(request.backup_storage)
     return ImportParams(
@@ -118,3 +117,28 @@ def submit_import(request: ImportRequest) -> Job:
     with transaction():
         params = resolve(request)
     return queue.submit(KIND, asdict(params), STEPS)
+
+
+def move_to_host(job_id: str, host_key: str) -> None:
+    """Point a failed import at another host (``job retry JOB --host HOST``), e.g. the one re-added after
+    its old record was deleted. Every step runs again there, the SR is chosen anew; on the same
+    machine the job's leftovers are found and reused (the staged file's name and the VDI's tag carry
+    the job id), on another machine they stay where they are and the job log says so."""
+    with transaction(write=True):
+        job = queue.get_job(job_id)
+        if job.kind != KIND:
+            raise Refused(f"Job {job.id} is a {job.kind} job: --host applies to imports")
+        if job.state != "failed":
+            raise Refused(f"Job {job.id} is {job.state}; only failed jobs can be retried")
+        host = live_host(host_key)
+        old = queue.params_of(job)["host_id"]
+        if old == host.id:
+            return
+        queue.update_params(job.id, host_id=host.id, sr=None)
+        queue.reset_steps(job.id, STEPS)
+        queue.log(
+            job.id,
+            f"moved from host {old} to {host.id}: every step runs again; anything the job left on {old} "
+            f"(vdc-manage-{job.id}.* in the SR mount, a VDI with other-config:vdc-manage-job={job.id}) "
+            "is reused if it is the same machine, else left there",
+        )

@@ -17,9 +17,8 @@ from typing import Any
 import peewee
 
 from vdcmanage.catalog.db import transaction
-from vdcmanage.catalog.ids import new_id
 from vdcmanage.catalog.models import Job, JobLog, JobStep, utcnow
-from vdcmanage.catalog.records import iso
+from vdcmanage.catalog.records import insert_new, iso
 from vdcmanage.errors import InvalidArgument, NotFound, Refused
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -34,14 +33,17 @@ class JobLost(Refused):
 
 
 def submit(kind: str, params: dict[str, Any], steps: list[str]) -> Job:
-    """Queue a job with its named steps, all pending."""
-    with transaction(write=True):
-        job = Job.create(id=new_id("job"), kind=kind, params=json.dumps(params, sort_keys=True), state="queued")
+    """Queue a job with its named steps, all pending (under another id if the drawn one is taken)."""
+
+    def create(job_id: str) -> Job:
+        job = Job.create(id=job_id, kind=kind, params=json.dumps(params, sort_keys=True), state="queued")
         JobStep.insert_many(
             [{"job": job.id, "position": i, "name": name} for i, name in enumerate(steps)]
         ).execute()
         log(job.id, f"queued {kind}")
-    return job
+        return job
+
+    return insert_new(Job, "job", None, lambda: None, create)
 
 
 def get_job(key: str) -> Job:
@@ -57,6 +59,15 @@ def params_of(job: Job) -> dict[str, Any]:
     value = json.loads(job.params)
     assert isinstance(value, dict)
     return value
+
+
+def update_params(job_id: str, **changes: Any) -> dict[str, Any]:
+    """Record what a run decided (e.g. the SR it chose) in the job's parameters; returns them all."""
+    with transaction(write=True):
+        params = params_of(Job.get_by_id(job_id))
+        params.update(changes)
+        Job.update(params=json.dumps(params, sort_keys=True), updated_at=utcnow()).where(Job.id == job_id).execute()
+    return params
 
 
 def stale_cutoff(stale_after: float = STALE_AFTER_S) -> dt.datetime:
@@ -294,9 +305,37 @@ def is_stalled(job: Job, stale_after: float = STALE_AFTER_S) -> bool:
     return job.state == "running" and (job.heartbeat_at is None or job.heartbeat_at < stale_cutoff(stale_after))
 
 
-def log_tail(job_id: str, count: int = LOG_TAIL) -> list[JobLog]:
-    rows = list(JobLog.select().where(JobLog.job == job_id).order_by(JobLog.id.desc()).limit(count))
+def log_tail(job_id: str, count: int | None = LOG_TAIL) -> list[JobLog]:
+    """The job's last ``count`` log lines, oldest first; all of them with ``count=None``."""
+    query = JobLog.select().where(JobLog.job == job_id).order_by(JobLog.id.desc())
+    rows = list(query.limit(count) if count is not None else query)
     return rows[::-1]
+
+
+def steps_by_job(job_ids: list[str]) -> dict[str, list[JobStep]]:
+    """The steps of many jobs in one query, each job's in order."""
+    found: dict[str, list[JobStep]] = {job_id: [] for job_id in job_ids}
+    if job_ids:
+        query = JobStep.select().where(JobStep.job.in_(job_ids)).order_by(JobStep.job, JobStep.position)
+        for step in query:
+            found[step.__data__["job"]].append(step)  # the key as stored, without loading the Job
+    return found
+
+
+def where_it_stands(job: Job, steps: list[JobStep]) -> dict[str, Any]:
+    """Step k of N and a percentage: each step counts the same, the current one by its bytes done.
+
+    A succeeded job is at 100 %; a failed or cancelled one stays where it stopped.
+    """
+    total = len(steps)
+    done = sum(1 for s in steps if s.state in ("done", "skipped"))
+    current = next((s for s in steps if s.name == job.current_step), None)
+    number = current.position + 1 if current is not None else (total if job.state == "succeeded" else 0)
+    fraction = 0.0
+    if current is not None and current.state not in ("done", "skipped") and current.bytes_total:
+        fraction = min(1.0, current.bytes_done / current.bytes_total)
+    percent = 100 if job.state == "succeeded" or not total else min(100, int(100 * (done + fraction) / total))
+    return {"step_number": number, "steps_total": total, "percent": percent}
 
 
 def step_dict(step: JobStep) -> dict[str, Any]:
@@ -316,7 +355,10 @@ def step_dict(step: JobStep) -> dict[str, Any]:
     }
 
 
-def job_dict(job: Job, *, details: bool = True) -> dict[str, Any]:
+def job_dict(
+    job: Job, *, details: bool = True, steps: list[JobStep] | None = None, log_lines: int | None = None
+) -> dict[str, Any]:
+    """The job as JSON: with ``details`` its steps and its log (all of it unless ``log_lines``)."""
     data: dict[str, Any] = {
         "id": job.id,
         "kind": job.kind,
@@ -335,8 +377,11 @@ def job_dict(job: Job, *, details: bool = True) -> dict[str, Any]:
         "created_at": iso(job.created_at),
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
+        "age_seconds": round((utcnow() - job.created_at).total_seconds(), 3),
     }
+    steps = steps if steps is not None else steps_of(job.id)
+    data.update(where_it_stands(job, steps))
     if details:
-        data["steps"] = [step_dict(s) for s in steps_of(job.id)]
-        data["log"] = [{"at": iso(r.at), "level": r.level, "message": r.message} for r in log_tail(job.id)]
+        data["steps"] = [step_dict(s) for s in steps]
+        data["log"] = [{"at": iso(r.at), "level": r.level, "message": r.message} for r in log_tail(job.id, log_lines)]
     return data

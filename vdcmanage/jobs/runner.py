@@ -187,6 +187,7 @@ def run_steps(
     try:
         if heartbeat.cancel_event.is_set():
             raise JobCancelled()
+        run_preflight(pipeline, context(step))
         for record in queue.steps_of(job.id):
             if record.state in ("done", "skipped"):
                 continue
@@ -210,12 +211,34 @@ def run_steps(
         message = f"Interrupted (Ctrl-C) during step {step}; resume with: vdc-manage job retry {job.id}"
         fail(job.id, step, message)
         raise Interrupted(message) from None
+    except PreflightFailed as failed:
+        queue.finish_job(job.id, "failed", error=f"Preflight: {failed.error.message}")
+        return Outcome("failed", failed.error.exit_code)
     except VdcError as exc:
         fail_after(pipeline, context(step), exc, f"Step {step} failed: {exc.message}")
         return Outcome("failed", exc.exit_code)
     except Exception as exc:
         fail(job.id, step, f"Step {step} failed unexpectedly: {type(exc).__name__}: {exc}")
         return Outcome("failed", ExitCode.FAILURE)
+
+
+class PreflightFailed(Exception):
+    """What a pipeline's preflight refused: the job fails before any step ran in this run."""
+
+    def __init__(self, error: VdcError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def run_preflight(pipeline: Pipeline, ctx: StepContext) -> None:
+    """A pipeline may check, at the start of every run, what its long steps need (see ImportPipeline.preflight)."""
+    preflight = getattr(pipeline, "preflight", None)
+    if preflight is None:
+        return
+    try:
+        preflight(ctx)
+    except VdcError as exc:
+        raise PreflightFailed(exc) from exc
 
 
 def fail_after(pipeline: Pipeline, ctx: StepContext, exc: VdcError, message: str) -> None:

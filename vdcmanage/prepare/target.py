@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from vdcmanage.errors import FileNotFound, InUse, InvalidArgument, InvalidImage, NotFound, Refused
+from vdcmanage.images.reader import require_regular_file
 from vdcmanage.prepare.root import GuestRoot, is_linux_root
 from vdcmanage.prepare.steps import Layout
 
@@ -98,9 +99,8 @@ def locate(spec: str) -> Target | None:
         return None
     if path.is_dir():
         return Target("directory", Path(os.path.abspath(path)))
-    if path.is_file():
-        return Target("file", Path(os.path.abspath(path)))
-    raise InvalidArgument(f"{spec} is neither a directory nor a regular file")
+    require_regular_file(path)  # a FIFO, a socket or a device is named as such; a dangling link: not found
+    return Target("file", Path(os.path.abspath(path)))
 
 
 def file_path_of(image: Image) -> Path:
@@ -124,8 +124,7 @@ def registered_target(image: Image) -> Target:
     if job is not None and job.state in ("queued", "running"):
         raise InUse(f"Image {image.id} is being used by {job.id} ({job.state}); wait for it to finish")
     path = file_path_of(image)
-    if not path.is_file():
-        raise FileNotFound(str(path))
+    require_regular_file(path)
     return Target("file", path, image.id)
 
 

@@ -79,6 +79,9 @@ class Authenticator:
     def load_key(self, path: Path, agent_keys: Sequence[paramiko.PKey]) -> paramiko.PKey | None:
         import paramiko
 
+        from vdcmanage.privatefiles import ensure_private
+
+        ensure_private(path, "SSH key file")
         try:
             return paramiko.PKey.from_path(path)
         except paramiko.PasswordRequiredException:

@@ -55,7 +55,7 @@ class HostCheck:
     host_names: list[str] = field(default_factory=list)
     srs: list[SrReport] = field(default_factory=list)
     chosen_sr: str | None = None
-    chosen_sr_from: str | None = None  # "host record" | "pool default SR"
+    chosen_sr_from: str | None = None  # SrChoice.source
     chosen_sr_ready: bool = False
     failed_stage: str | None = None
     error: VdcError | None = None
@@ -121,27 +121,53 @@ def probe_xe(xe: Xe, report: HostCheck) -> None:
     report.host_names = [h.name_label for h in caps.hosts]
 
 
+@dataclass(frozen=True)
+class SrChoice:
+    """The SR imports go to on a host, and where that choice came from."""
+
+    uuid: str | None
+    source: str  # "--sr-uuid" | "host record" | "pool default SR"
+
+
+def choose_sr(xe: Xe, *, requested: str | None = None, host_record: str | None = None) -> SrChoice:
+    """The one rule ``host check`` and ``image import xen`` share: the SR asked for on the command line,
+    else the host record's, else the pool's default SR, read now because the pool's can change."""
+    if requested:
+        return SrChoice(requested, "--sr-uuid")
+    if host_record:
+        return SrChoice(host_record, "host record")
+    return SrChoice(xe.default_sr(), "pool default SR")
+
+
 def survey_srs(conn: Connection, xe: Xe, report: HostCheck, sr_uuid: str | None) -> None:
-    srs = xe.srs()
-    mounted = existing_dirs(conn, [sr.mount_path for sr in srs if sr.mount_path])
-    report.srs = [SrReport.from_info(sr, (sr.mount_path in mounted) if sr.mount_path else None) for sr in srs]
-    if sr_uuid:
-        report.chosen_sr, report.chosen_sr_from = sr_uuid, "host record"
-    else:
-        report.chosen_sr, report.chosen_sr_from = xe.default_sr(), "pool default SR"
-    check_chosen_sr(report, conn.where)
+    report.srs = sr_reports(conn, xe)
+    choice = choose_sr(xe, host_record=sr_uuid)
+    report.chosen_sr, report.chosen_sr_from = choice.uuid, choice.source
+    usable_sr(choice, report.srs, conn.where)
     report.chosen_sr_ready = True
 
 
-def check_chosen_sr(report: HostCheck, where: str) -> None:
-    chosen = report.chosen()
-    if report.chosen_sr is None:
+def sr_reports(conn: Connection, xe: Xe) -> list[SrReport]:
+    """Every SR of the pool, with whether its mount directory is there (one ``ls`` for all)."""
+    srs = xe.srs()
+    mounted = existing_dirs(conn, [sr.mount_path for sr in srs if sr.mount_path])
+    return [SrReport.from_info(sr, (sr.mount_path in mounted) if sr.mount_path else None) for sr in srs]
+
+
+def ready_sr(conn: Connection, xe: Xe, choice: SrChoice) -> SrReport:
+    """The chosen SR, checked as ``host check`` checks it; raises SrUnknown or SrUnsuitable."""
+    return usable_sr(choice, sr_reports(conn, xe), conn.where)
+
+
+def usable_sr(choice: SrChoice, srs: list[SrReport], where: str) -> SrReport:
+    chosen = next((sr for sr in srs if sr.uuid == choice.uuid), None)
+    if choice.uuid is None:
         raise SrUnsuitable(
             f"No SR chosen for imports on {where}: the host record has no --sr-uuid and the pool has no default SR"
         )
     if chosen is None:
-        known = ", ".join(f"{sr.uuid} ({sr.name_label}, {sr.type})" for sr in report.srs) or "none"
-        raise SrUnknown(f"SR {report.chosen_sr} ({report.chosen_sr_from}) does not exist on {where}; its SRs: {known}")
+        known = ", ".join(f"{sr.uuid} ({sr.name_label}, {sr.type})" for sr in srs) or "none"
+        raise SrUnknown(f"SR {choice.uuid} ({choice.source}) does not exist on {where}; its SRs: {known}")
     if not chosen.file_based:
         raise SrUnsuitable(
             f"SR {chosen.uuid} ({chosen.name_label}) on {where} is of type {chosen.type}: imports need a "
@@ -152,6 +178,7 @@ def check_chosen_sr(report: HostCheck, where: str) -> None:
             f"SR {chosen.uuid} ({chosen.name_label}) on {where} is not mounted at {chosen.mount_path} "
             f"(is its PBD plugged? xe pbd-list sr-uuid={chosen.uuid})"
         )
+    return chosen
 
 
 def existing_dirs(conn: Connection, paths: list[str]) -> set[str]:

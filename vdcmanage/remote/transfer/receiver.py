@@ -37,7 +37,7 @@ BLOCK = 1024 * 1024  # the unit of seek/skip in every remote dd; also the zero-d
 
 # Exit codes of the receiver (ssh itself exits 255 for its own failures)
 EXIT_WRITE_FAILED = 3  # dd could not write (disk full, I/O error); its message is on stderr
-EXIT_TOOL_MISSING = 4  # the host lacks dd, head, cksum, ls or rm
+EXIT_TOOL_MISSING = 4  # the host lacks dd, head, cksum, ls, rm, mktemp or mv
 EXIT_NO_DIRECTORY = 5  # the directory (or, attaching, the staged file) does not exist
 EXIT_CANNOT_CREATE = 6  # the staged file cannot be created (permissions, read-only filesystem)
 
@@ -50,31 +50,36 @@ RECEIVE = r"""
 export LC_ALL=C
 f=$1 size=$2 mode=$3
 umask 077
-for tool in dd head cksum ls rm; do
+for tool in dd head cksum ls rm mktemp mv; do
   type "$tool" >/dev/null 2>&1 || { echo "the host has no $tool command" >&2; exit 4; }
 done
 case $f in */*) dir=${f%/*} ;; *) dir=. ;; esac
 [ -d "${dir:-/}" ] || { echo "the directory ${dir:-/} does not exist" >&2; exit 5; }
 file_size() { (set -f; set -- $(ls -lnd -- "$f"); echo "$5"); }
-if [ "$mode" = resume ] && [ -f "$f" ] && [ "$(file_size)" = "$size" ]; then
+ours() { [ -f "$f" ] && [ ! -L "$f" ]; }
+if [ "$mode" = resume ] && ours && [ "$(file_size)" = "$size" ]; then
   :
 elif [ "$mode" = attach ]; then
-  [ -f "$f" ] || { echo "the staged file $f is gone" >&2; exit 5; }
+  ours || { echo "the staged file $f is gone" >&2; exit 5; }
 else
   mode=new
-  rm -f -- "$f" || exit 6
-  err=$(dd if=/dev/null of="$f" bs=1 seek="$size" 2>&1) || { printf '%s\n' "$err" >&2; exit 6; }
+  # a fresh random name (O_EXCL, 0600), renamed over whatever was planted at $f: never opened by name
+  tmp=$(mktemp -- "$dir/.${f##*/}.part.XXXXXXXXXX") || exit 6
+  err=$(dd if=/dev/null of="$tmp" bs=1 seek="$size" 2>&1) || { rm -f -- "$tmp"; printf '%s\n' "$err" >&2; exit 6; }
+  mv -f -T -- "$tmp" "$f" || { rm -f -- "$tmp"; exit 6; }
 fi
 # dd iflag=fullblock (coreutils 7.0+) reads whole MiB runs exactly by itself: no head in between
 if dd if=/dev/null of=/dev/null iflag=fullblock 2>/dev/null; then whole=yes; else whole=; fi
+# oflag=nofollow (coreutils 5.3+): a link put in place of the staged file mid-upload is not written through
+if dd if=/dev/null of=/dev/null oflag=nofollow 2>/dev/null; then nofollow=oflag=nofollow; else nofollow=; fi
 echo "ready $mode"
 while read -r op a b; do
   case $op in
   w)
     if [ -n "$whole" ] && [ $((b % 1048576)) -eq 0 ]; then
-      dd of="$f" bs=1048576 seek="$a" count=$((b / 1048576)) iflag=fullblock conv=notrunc || exit 3
+      dd of="$f" bs=1048576 seek="$a" count=$((b / 1048576)) iflag=fullblock $nofollow conv=notrunc || exit 3
     else
-      head -c "$b" | dd of="$f" bs=1048576 seek="$a" conv=notrunc || exit 3
+      head -c "$b" | dd of="$f" bs=1048576 seek="$a" $nofollow conv=notrunc || exit 3
     fi ;;
   v)
     case $b in

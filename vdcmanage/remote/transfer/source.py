@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from vdcmanage.errors import FileNotFound, InvalidArgument
+from vdcmanage.images.reader import FileIdentity as FileIdentity
+from vdcmanage.images.reader import check_regular, display_path
 from vdcmanage.remote.transfer.receiver import BLOCK
 
 # 32 MiB chunks: 32 checkpoints per GiB; each costs the host ~5 processes and us a save(), so fewer
@@ -25,20 +26,6 @@ CHUNK_BLOCKS = 32
 CHUNK = CHUNK_BLOCKS * BLOCK
 ZERO_BLOCK = bytes(BLOCK)
 ZEROS = memoryview(ZERO_BLOCK)  # slices of it are views, not copies
-
-
-@dataclass(frozen=True)
-class FileIdentity:
-    """What says "the same file as last time": a changed one makes a resume start over."""
-
-    size: int
-    mtime_ns: int
-    inode: int
-    device: int
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> FileIdentity:
-        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
 
 
 @dataclass(frozen=True)
@@ -160,10 +147,11 @@ class LocalSource:
         except PermissionError as exc:
             raise InvalidArgument(f"Cannot read {path}: permission denied") from exc
         st = os.fstat(self.fd)
-        if not stat.S_ISREG(st.st_mode):
+        try:
+            check_regular(st, display_path(path))
+        except InvalidArgument:
             os.close(self.fd)
-            what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device or a pipe)"
-            raise InvalidArgument(f"{path} is {what}, not an image file that can be uploaded")
+            raise
         os.set_blocking(self.fd, True)
         self.identity = FileIdentity.of(st)
 

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from vdcmanage.remote.transfer.source import CHUNK, FileIdentity
+from vdcmanage.images.reader import FileIdentity
+from vdcmanage.remote.transfer.source import CHUNK
 
 STATE_VERSION = 1
 CHECKSUM = "cksum"
