@@ -21,7 +21,7 @@ from textual.screen import ModalScreen
 from textual.worker import get_current_worker
 
 from tui.catalog import Clock, catalog_label, error_text, open_catalog_url, redacted_url, release_connection, utc_clock
-from tui.hostcheck import CheckHost, check_host
+from tui.hostcheck import CheckHost, ListSrs, check_host, list_srs
 from tui.log import LOG_LIMIT, JobWatch, LogEntry
 from tui.messages import CatalogChanged, CatalogFailed, CatalogOpened, CatalogPolled
 from tui.screens.base import DataScreen
@@ -76,6 +76,7 @@ class VdcApp(App[int]):
         db_url: str,
         *,
         check_host: CheckHost = check_host,
+        list_srs: ListSrs = list_srs,
         clock: Clock = utc_clock,
         poll_interval: float = POLL_INTERVAL_S,
     ) -> None:
@@ -84,6 +85,7 @@ class VdcApp(App[int]):
         self.catalog_name = catalog_label(db_url)
         self.catalog_url = redacted_url(db_url)
         self.check_host = check_host
+        self.list_srs = list_srs
         self.clock = clock
         self.poll_interval = poll_interval
         self.catalog_ready = False
@@ -287,11 +289,13 @@ def create_app(
     db_url: str,
     *,
     check_host: CheckHost = check_host,
+    list_srs: ListSrs = list_srs,
     clock: Clock = utc_clock,
     poll_interval: float = POLL_INTERVAL_S,
 ) -> VdcApp:
-    """The dashboard on the catalog at ``db_url``; tests inject the host check, the clock and the poll interval."""
-    return VdcApp(db_url, check_host=check_host, clock=clock, poll_interval=poll_interval)
+    """The dashboard on the catalog at ``db_url``; tests inject the host check, the SR listing, the clock and
+    the poll interval."""
+    return VdcApp(db_url, check_host=check_host, list_srs=list_srs, clock=clock, poll_interval=poll_interval)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,13 +14,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from tui.catalog import call_catalog, error_text
 
 # Where the check lives: host id or name -> HostCheck report (vdcmanage.catalog.hosts).
 REMOTE_MODULE = "vdcmanage.catalog.hosts"
 REMOTE_FUNCTION = "check_host"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,17 +106,50 @@ def run_abandonable(check: CheckHost, host_id: str, cancelled: threading.Event) 
 
     A check may wait out an SSH connect timeout (10 s by default); quitting the dashboard must not.
     """
-    box: list[HostCheckResult] = []
+    return abandonable(check, host_id, cancelled, lambda error: HostCheckResult(False, error=error))
+
+
+def abandonable(
+    call: Callable[[str], T], host_id: str, cancelled: threading.Event, failed: Callable[[str], T]
+) -> T | None:
+    """``call(host_id)`` in a daemon thread, waited for until ``cancelled``; an exception becomes ``failed(text)``."""
+    box: list[T] = []
 
     def run() -> None:
         try:
-            box.append(check(host_id))
-        except Exception as exc:  # an injected check that raises: still a result, never a crash
-            box.append(HostCheckResult(False, error=error_text(exc)))
+            box.append(call(host_id))
+        except Exception as exc:  # an injected function that raises: still a result, never a crash
+            box.append(failed(error_text(exc)))
 
-    thread = threading.Thread(target=run, name=f"host-check-{host_id}", daemon=True)
+    thread = threading.Thread(target=run, name=f"host-{host_id}", daemon=True)
     thread.start()
     while thread.is_alive():
         if cancelled.wait(0.1):
             return None
-    return box[0] if box else HostCheckResult(False, error="host check ended without a result")
+    return box[0] if box else failed("the host did not answer")
+
+
+@dataclass(frozen=True)
+class SrListing:
+    """A host's SRs for the import form: (uuid, name label, type, free bytes) each, the SR an import goes to
+    when none is chosen (the host record's, else the pool's default), or why they could not be listed."""
+
+    srs: list[tuple[str, str, str, int | None]] = field(default_factory=list)
+    default: str | None = None
+    default_from: str | None = None
+    error: str | None = None
+
+
+ListSrs = Callable[[str], SrListing]
+
+
+def list_srs(host_id: str) -> SrListing:
+    """The SRs ``host check`` sees on a catalog host (over SSH: call it from a worker thread)."""
+    try:
+        remote_check = load_remote_check()
+        report = call_catalog(remote_check, host_id)
+    except Exception as exc:
+        return SrListing(error=error_text(exc))
+    srs = [(sr.uuid, sr.name_label, sr.type, sr.free) for sr in report.srs]
+    error = report.error.message if report.error is not None and not srs else None
+    return SrListing(srs, report.chosen_sr, report.chosen_sr_from, error)

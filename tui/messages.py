@@ -93,6 +93,14 @@ class ChoicesLoaded(Message):
 
 
 @dataclass(eq=False)
+class SrsListed(Message):
+    """The SRs of the host chosen in the import form (a ``tui.hostcheck.SrListing``)."""
+
+    host_id: str
+    listing: Any
+
+
+@dataclass(eq=False)
 class InventoryLoaded(Message):
     """The hosts and backup storages the hosts view lists."""
 

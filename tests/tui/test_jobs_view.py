@@ -326,3 +326,46 @@ def test_import_form_shows_refusals_inline_and_queues_nothing(tui_catalog: str, 
         assert count_jobs() == 6
 
     drive(make_app(tui_catalog), scenario)
+
+
+def test_import_form_lists_the_hosts_srs_and_queues_the_chosen_one(
+    tui_catalog: str, xen_host: Any, tmp_path: Path
+) -> None:
+    """Against the real sshd test host and xe double: the SRs with free space, the pool default marked and
+    preselected (left on it, nothing is stored); another SR and a name label chosen go into the job."""
+    from vdcmanage.catalog.models import Job
+    from vdcmanage.jobs.queue import params_of
+
+    image = tmp_path / "disk.raw"
+    image.write_bytes(b"\0" * 4096)
+    host = xen_host.add_to_catalog("xen-real", sr_role=None)  # no SR of its own: the pool's default applies
+    ext, nfs = xen_host.sr_uuid("ext"), xen_host.sr_uuid("nfs")
+
+    async def fill_and_queue(pilot: Any, sr: str | None, name_label: str) -> dict[str, Any]:
+        screen = pilot.app.screen
+        form = await open_import_form(pilot)
+        form.query_one("#path").value = str(image)
+        form.query_one("#storage").value = "bkst-local01"
+        form.query_one("#host").value = host.id
+        select = form.query_one("#sr")
+        await wait_until(pilot, lambda: select.value == ext, what="the default SR preselected")
+        options = {value: str(prompt) for prompt, value in select._options if isinstance(value, str)}
+        assert set(options) == {record["uuid"] for record in xen_host.state()["srs"]}
+        assert options[ext].endswith(f"{ext} (default)") and "Local storage (ext)" in options[ext]
+        assert "free" in options[ext] and "(default)" not in options[nfs]
+        if sr is not None:
+            select.value = sr
+        form.query_one("#name-label").value = name_label
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: pilot.app.screen is screen, what="the form to close")
+        return params_of(Job.select().order_by(Job.created_at.desc(), Job.id.desc()).get())
+
+    async def scenario(pilot: Any) -> None:
+        await jobs_ready(pilot)
+        chosen = await fill_and_queue(pilot, nfs, "web base 2024")
+        assert chosen["sr_uuid"] == nfs and chosen["name_label"] == "web base 2024"
+        assert chosen["host_id"] == host.id
+        default = await fill_and_queue(pilot, None, "left on default")
+        assert default["sr_uuid"] is None and default["name_label"] == "left on default"
+
+    drive(make_app(tui_catalog), scenario, size=(120, 40))

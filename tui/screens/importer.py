@@ -14,15 +14,25 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import Input, Label, Select, Static
+from textual.worker import get_current_worker
 
+from tui import format as fmt
 from tui.catalog import call_catalog, error_text
-from tui.messages import ActionDone, ChoicesLoaded
-from tui.plain import plain
+from tui.messages import ActionDone, ChoicesLoaded, SrsListed
+from tui.plain import PlainStatic, plain
 from tui.screens.dialogs import FormDialog
 from tui.widgets.bars import KeyBar
 from vdcmanage.catalog import browse
 from vdcmanage.catalog.images import ARCHES
 from vdcmanage.catalog.models import SHARED_ACCOUNT_ID
+
+
+def sr_option(sr: tuple[str, str, str, int | None], default: str | None) -> tuple[Text, str]:
+    """``Local storage (ext) 90.0G free 3f1c… (default)``: the SR's name shown literally, its uuid whole."""
+    uuid, name, kind, free = sr
+    room = f" {fmt.short_size(free)} free" if free is not None else ""
+    mark = " (default)" if uuid == default else ""
+    return (plain(f"{name} ({kind}){room} {uuid}{mark}"), uuid)
 
 
 def choice(record: dict[str, Any], name_key: str) -> tuple[Text, str]:
@@ -35,6 +45,7 @@ class ImportDialog(FormDialog):
     """File path, host, account, backup storage (and the optional fields of ``image import xen``)."""
 
     file_name = ""
+    default_sr: str | None = None  # the SR the run-time choice would take: chosen, nothing is stored
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="import-form"):
@@ -44,6 +55,10 @@ class ImportDialog(FormDialog):
                 yield Input(placeholder="/path/to/image.raw on this host", id="path", compact=True)
                 yield Label("Host")
                 yield Select[str]([], prompt="loading hosts …", id="host", compact=True)
+                yield Label("SR")
+                yield Select[str]([], prompt="choose a host first", id="sr", compact=True)
+                yield Label("Name label")
+                yield Input(placeholder="on XenServer; default: the file name", id="name-label", compact=True)
                 yield Label("Account")
                 yield Select[str]([], prompt="loading accounts …", id="account", compact=True)
                 yield Label("Backup storage")
@@ -54,6 +69,7 @@ class ImportDialog(FormDialog):
                 yield Input(placeholder="default: the file name", id="display-name", compact=True, max_length=255)
                 yield Label("Description")
                 yield Input(placeholder="optional", id="description", compact=True)
+            yield PlainStatic("", id="sr-note")
             yield from self.buttons("Queue import")
         yield KeyBar()
 
@@ -86,6 +102,48 @@ class ImportDialog(FormDialog):
         storage.set_options([choice(s, "display_name") for s in message.storages])
         storage.prompt = "the only one defined" if len(message.storages) <= 1 else "choose a backup storage"
 
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id != "host":
+            return
+        sr = self.query_one("#sr", Select)
+        sr.set_options([])
+        self.default_sr = None
+        self.query_one("#sr-note", PlainStatic).update("")
+        if event.select.is_blank():
+            sr.prompt = "choose a host first"
+            return
+        host_id = str(event.value)
+        sr.prompt = f"listing the SRs of {host_id} …"
+        self.run_worker(partial(self._list_srs_thread, host_id), thread=True, group="srs", exclusive=True,
+                        exit_on_error=False)
+
+    def _list_srs_thread(self, host_id: str) -> None:
+        from tui.hostcheck import SrListing, abandonable
+        from tui.hostcheck import list_srs as default_list_srs
+
+        list_srs = getattr(self.app, "list_srs", default_list_srs)
+        listing = abandonable(list_srs, host_id, get_current_worker().cancelled_event,
+                              lambda error: SrListing(error=error))
+        if listing is not None:
+            self.post_message(SrsListed(host_id, listing))
+
+    def on_srs_listed(self, message: SrsListed) -> None:
+        if self.value("#host") != message.host_id:
+            return  # the operator chose another host meanwhile
+        listing = message.listing
+        sr = self.query_one("#sr", Select)
+        sr.set_options([sr_option(item, listing.default) for item in listing.srs])
+        note = self.query_one("#sr-note", PlainStatic)
+        if listing.error:
+            sr.prompt = "SRs unknown: chosen when the job runs"
+            note.update(plain(f"ERROR: could not list the SRs of {message.host_id}: {listing.error}"))
+        else:
+            sr.prompt = "the default SR, chosen when the job runs"
+            note.update("")
+        if listing.default in {item[0] for item in listing.srs}:
+            self.default_sr = listing.default
+            sr.value = listing.default
+
     def finished(self, message: ActionDone) -> None:
         if message.summary.startswith("load "):
             self.show_error(message.error or "")
@@ -107,12 +165,19 @@ class ImportDialog(FormDialog):
             host=self.value("#host") or "",
             account_id=self.value("#account") or "",
             backup_storage=self.value("#storage"),
+            sr_uuid=self.chosen_sr(),
+            name_label=self.value("#name-label"),
             arch=self.value("#arch") or "x86_64",
             display_name=self.value("#display-name"),
             description=self.value("#description"),
         )
         self.file_name = request.path.rsplit("/", 1)[-1]
         self.submit_call("Queued", partial(submit_import, request))
+
+    def chosen_sr(self) -> str | None:
+        """None when the SR is left on the default: the job then chooses as ``image import xen`` does."""
+        sr = self.value("#sr")
+        return None if sr == self.default_sr else sr
 
     def describe(self, summary: str, result: object) -> str:
         """Runs in the worker thread: uses only what was saved at submit time."""
