@@ -44,6 +44,7 @@ class Window(Generic[S]):
     key_of: Callable[[Any], str]
 
 
+ADD_HOST_COMMAND = "vdc-manage host add NAME --address ADDRESS --accept-new-host-key"
 STATUS_SHOWN_S = 15.0  # a result stays this long on the status line; the message log (m) keeps it
 
 
@@ -139,6 +140,24 @@ class DataScreen(Screen[None]):
             return
         self.app.copy_to_clipboard(value)
         self.status.show(f"Copied {value} (sent to the terminal's clipboard with OSC 52)")
+
+    def say_no_host(self, action: str) -> None:
+        """``action`` needs a host and none is defined: say so (status line and log), and offer the command
+        that adds one (the dashboard does not: a host's key and login are set up on the command line)."""
+        from tui.screens.dialogs import ConfirmDialog
+
+        self.status.show(f"Cannot {action}: no host is defined. Add one with: {ADD_HOST_COMMAND}", error=True)
+
+        def answered(copy: bool | None) -> None:
+            if copy:
+                self.app.copy_to_clipboard(ADD_HOST_COMMAND)
+                self.status.show(f"Copied {ADD_HOST_COMMAND} (sent to the terminal's clipboard with OSC 52)")
+
+        question = (
+            f"There is no host to {action} on. Add one on the command line, then come back:\n\n"
+            f"  {ADD_HOST_COMMAND}\n\n(add --sr-uuid UUID to choose its SR; default: the pool's default SR)"
+        )
+        self.app.push_screen(ConfirmDialog("No host defined", question, "Copy command", "Close"), answered)
 
     def go_to_job(self, job_id: str) -> None:
         from tui.screens.jobs import JobDetailScreen

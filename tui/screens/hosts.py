@@ -149,6 +149,7 @@ class HostsScreen(DataScreen):
     def __init__(self) -> None:
         super().__init__()
         self.hosts: list[dict[str, Any]] = []
+        self.inventory_loaded = False
         self.storages: list[dict[str, Any]] = []
         self.checks: dict[str, CheckState] = {}
         self.showing = "hosts"  # the table whose selected record the pane shows
@@ -187,6 +188,7 @@ class HostsScreen(DataScreen):
 
     def on_inventory_loaded(self, message: InventoryLoaded) -> None:
         self.hosts, self.storages = message.hosts, message.storages
+        self.inventory_loaded = True
         self.fill_tables()
         self.show_check()
 
@@ -235,8 +237,11 @@ class HostsScreen(DataScreen):
 
     def action_check(self) -> None:
         host_id = self.selected_host()
+        if host_id is None and not self.inventory_loaded:
+            self.status.show("Cannot check a host yet: the hosts are still loading", error=True)
+            return
         if host_id is None:
-            self.status.show("No host selected", error=True)
+            self.say_no_host("check")
             return
         self.checks[host_id] = CheckState()
         self.showing = "hosts"

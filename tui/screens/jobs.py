@@ -231,6 +231,20 @@ class JobsScreen(PagedScreen[browse.JobRow, browse.JobSearch]):
         self.copy_id(job.id if job else None, "job")
 
     def action_import(self) -> None:
+        """Open the import form, or, with no host to import onto, say so and how to add one."""
+        self.run_worker(self._hosts_thread, thread=True, group="import", exclusive=True, exit_on_error=False)
+
+    def _hosts_thread(self) -> None:
+        from vdcmanage.catalog.browse import live_hosts
+
+        try:
+            hosts = call_catalog(live_hosts)
+        except Exception as exc:
+            self.post_message(ActionDone("open the import form", error_text(exc)))
+        else:
+            self.app.call_from_thread(self._open_import_form if hosts else partial(self.say_no_host, "import"))
+
+    def _open_import_form(self) -> None:
         self.app.push_screen(ImportDialog(), self._import_closed)
 
     def _import_closed(self, summary: str | None) -> None:
