@@ -115,7 +115,7 @@ def test_jobs_view_table_detail_and_cancel_dialog(hostile_catalog: str) -> None:
         assert f"Cancel job job-evil0001 ({NAME_SHOWN})?" in pane(pilot, "#question")
         await pilot.press("n")
         await pilot.press("enter")  # the job's detail: parameters, error, step error, log
-        await shows(pilot, "Log (last lines)", "ERROR: forged")
+        await shows(pilot, "lines, oldest first)", "ERROR: forged")
         detail = pane(pilot, "#job-detail-text").splitlines()
         assert f"Error: {visible(HOSTILE_TEXT)}" in detail
         assert f"File: /srv/images/{NAME_SHOWN}" in [line.strip() for line in detail]

@@ -369,3 +369,35 @@ def test_import_form_lists_the_hosts_srs_and_queues_the_chosen_one(
         assert default["sr_uuid"] is None and default["name_label"] == "left on default"
 
     drive(make_app(tui_catalog), scenario, size=(120, 40))
+
+
+def test_detail_shows_the_whole_log_scrollable_with_a_hint(tui_catalog: str) -> None:
+    """300 log lines at 80x24: every one is in the detail (not a tail), the view says it scrolls and where,
+    and End / Home reach the newest and the oldest line."""
+    from vdcmanage.jobs import queue
+
+    job = queue.submit("import-xen", {"path": "/srv/images/long.raw"}, ["inspect"])
+    for n in range(300):
+        queue.log(job.id, f"line {n:03d} of the long log")
+
+    async def scenario(pilot: Any) -> None:
+        screen = await jobs_ready(pilot)
+        await select(pilot, screen, job.id)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "Steps (times UTC)" in screen_text(pilot.app), what="the detail")
+        detail = pilot.app.screen
+        body = str(detail.query_one("#job-detail-text").render())
+        assert all(f"line {n:03d} of the long log" in body for n in range(300))
+        assert "Log (301 lines, oldest first)" in body  # the submit's "queued" line and ours
+        hint = lambda: str(detail.query_one("#scroll-hint").render())  # noqa: E731
+        await wait_until(pilot, lambda: hint().startswith("↑↓ PgUp PgDn Home End scroll · 0%"), what="the hint")
+        assert hint() in screen_text(pilot.app)
+        await pilot.press("end")
+        await wait_until(pilot, lambda: "line 299 of the long log" in screen_text(pilot.app), what="the end")
+        await wait_until(pilot, lambda: "· 100% ·" in hint())
+        assert "line 000 of the long log" not in screen_text(pilot.app)
+        await pilot.press("home")
+        await wait_until(pilot, lambda: f"{job.id}  import-xen" in screen_text(pilot.app), what="the top")
+        await wait_until(pilot, lambda: "· 0% ·" in hint())
+
+    drive(make_app(tui_catalog), scenario)

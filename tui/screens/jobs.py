@@ -302,11 +302,15 @@ class JobDetailScreen(DataScreen):
         yield TopBar()
         with VerticalScroll(id="job-detail"):
             yield PlainStatic(Text(f"Loading {self.job_id} …"), id="job-detail-text")
+        yield PlainStatic("", id="scroll-hint")
         yield StatusLine("")
         yield KeyBar()
 
     def on_mount(self) -> None:
-        self.set_focus(self.query_one("#job-detail"))
+        pane = self.query_one("#job-detail", VerticalScroll)
+        self.set_focus(pane)
+        self.watch(pane, "scroll_y", self.show_scroll_hint, init=False)
+        self.watch(pane, "max_scroll_y", self.show_scroll_hint, init=False)
         self.reload()
         self.set_interval(1.0, self._tick)
 
@@ -322,7 +326,7 @@ class JobDetailScreen(DataScreen):
 
     def _load_thread(self, now: dt.datetime) -> None:
         try:
-            detail = call_catalog(browse.job_detail, self.job_id, now)
+            detail = call_catalog(browse.job_detail, self.job_id, now, None)  # the whole log: the view scrolls
         except Exception as exc:
             self.post_message(ActionDone(f"load {self.job_id}", error_text(exc)))
         else:
@@ -330,7 +334,26 @@ class JobDetailScreen(DataScreen):
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         self.detail = message.data
+        pane = self.query_one("#job-detail", VerticalScroll)
+        following = pane.max_scroll_y > 0 and pane.scroll_y >= pane.max_scroll_y  # at the end: stay there
         self.query_one("#job-detail-text", PlainStatic).update(job_detail_text(message.data))
+        if following:
+            self.call_after_refresh(pane.scroll_end, animate=False)
+        self.call_after_refresh(self.show_scroll_hint)
+
+    def show_scroll_hint(self, *_: object) -> None:
+        """Say that the detail scrolls, how, and where in it the view is (nothing when it all fits)."""
+        pane = self.query_one("#job-detail", VerticalScroll)
+        hint = self.query_one("#scroll-hint", PlainStatic)
+        if pane.max_scroll_y <= 0:
+            hint.update("")
+            return
+        where = round(100 * pane.scroll_y / pane.max_scroll_y)
+        hint.update(Text(f"↑↓ PgUp PgDn Home End scroll · {where}% · log of {len(self.log_lines)} lines", style="bold"))
+
+    @property
+    def log_lines(self) -> list[dict[str, Any]]:
+        return self.detail["log"] if self.detail else []
 
     def show_result(self, message: ActionDone) -> None:
         if message.summary.startswith("load "):
@@ -401,7 +424,7 @@ def job_detail_text(d: dict[str, Any]) -> Text:
     text.append(header, style="bold")
     for step in d["steps"]:
         text.append_text(step_line(step))
-    text.append("\nLog (last lines)\n", style="bold underline")
+    text.append(f"\nLog ({len(d['log'])} lines, oldest first)\n", style="bold underline")
     for line in d["log"]:
         style = "bold" if line["level"] == "error" else ""
         text.append(f"  {clock_time(line['at'])} {line['level']:<5} {visible(line['message'])}\n", style=style)

@@ -200,8 +200,9 @@ def progress_figures(bytes_done: int, bytes_total: int, started_at: dt.datetime 
     return Figures(rate, remaining / rate if bytes_total else None)
 
 
-def job_detail(key: str, now: dt.datetime, log_lines: int = LOG_TAIL) -> dict[str, Any]:
-    """Everything a job's detail view shows: its fields, each step's times, bytes and rate, the log tail."""
+def job_detail(key: str, now: dt.datetime, log_lines: int | None = LOG_TAIL) -> dict[str, Any]:
+    """Everything a job's detail view shows: its fields, each step's times, bytes and rate, the log tail
+    (the last ``log_lines`` lines, oldest first; None: the whole log)."""
     job = get_job(key)
     steps = list(JobStep.select().where(JobStep.job == job.id).order_by(JobStep.position))
     log = list(JobLog.select().where(JobLog.job == job.id).order_by(JobLog.id.desc()).limit(log_lines))[::-1]
