@@ -396,6 +396,9 @@ def test_detail_shows_the_whole_log_scrollable_with_a_hint(tui_catalog: str) -> 
         await wait_until(pilot, lambda: "line 299 of the long log" in screen_text(pilot.app), what="the end")
         await wait_until(pilot, lambda: "· 100% ·" in hint())
         assert "line 000 of the long log" not in screen_text(pilot.app)
+        queue.log(job.id, "a new line while it is queued")  # at the end, the view follows new lines
+        await wait_until(pilot, lambda: "a new line while it is queued" in screen_text(pilot.app), what="following")
+        assert "log of 302 lines" in hint()
         await pilot.press("home")
         await wait_until(pilot, lambda: f"{job.id}  import-xen" in screen_text(pilot.app), what="the top")
         await wait_until(pilot, lambda: "· 0% ·" in hint())
