@@ -1,4 +1,4 @@
-"""SVG snapshots of every view at 80x24 (and one wide terminal), made deterministic: fixed data and clock
+"""SVG snapshots of every view at 80x24, the main ones also at 200x50 (and one wide detail), made deterministic: fixed data and clock
 (tests/tui/data.py), fixed terminal size, no cursor blink, Textual pinned in the test extra.
 
 Look at a changed snapshot in the report (``--snapshot-report``), then accept it with
@@ -99,6 +99,11 @@ CASES = {
     "import_form": (scenario(import_form), (80, 24)),
     "hosts_checked": (scenario(checked_host), (80, 24)),
     "help": (scenario(help_screen), (80, 24)),
+    "images_200x50": (scenario(images), (200, 50)),
+    "jobs_200x50": (scenario(jobs), (200, 50)),
+    "job_detail_failed_200x50": (scenario(fail_job_detail), (200, 50)),
+    "hosts_checked_200x50": (scenario(checked_host), (200, 50)),
+    "import_form_200x50": (scenario(import_form), (200, 50)),
     "messages": (
         scenario(images, keys("d", "n"), keys("down", "v"), keys("m"), screen_named("MessagesScreen")),
         (80, 24),
