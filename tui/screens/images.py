@@ -19,6 +19,7 @@ from tui.plain import PlainStatic
 from tui.screens.base import PagedScreen, Question, StatusLine
 from tui.screens.dialogs import EditImageDialog
 from tui.widgets.bars import KeyBar, TopBar
+from tui.widgets.filterbox import FilterBox
 from tui.widgets.lazytable import Column, LazyTable
 from vdcmanage.catalog import browse, images
 from vdcmanage.textsafe import visible, visible_lines
@@ -129,7 +130,7 @@ class ImagesScreen(PagedScreen[dict[str, Any], browse.ImageSearch]):
         yield TopBar()
         with Horizontal(classes="filter-bar"):
             yield Label("Filter ", classes="filter-label")
-            yield Input(
+            yield FilterBox(
                 placeholder="/ to search id, name, description, account",
                 id="filter",
                 compact=True,

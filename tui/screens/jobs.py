@@ -22,6 +22,7 @@ from tui.plain import PlainStatic
 from tui.screens.base import DataScreen, PagedScreen, Question, StatusLine
 from tui.screens.importer import ImportDialog
 from tui.widgets.bars import KeyBar, TopBar
+from tui.widgets.filterbox import FilterBox
 from tui.widgets.lazytable import Column, LazyTable
 from vdcmanage.jobs import browse, queue
 from vdcmanage.textsafe import visible
@@ -125,7 +126,7 @@ class JobsScreen(PagedScreen[browse.JobRow, browse.JobSearch]):
         yield TopBar()
         with Horizontal(classes="filter-bar"):
             yield Label("Filter ", classes="filter-label")
-            yield Input(placeholder="/ to search id, file, step, error", id="filter", compact=True, max_length=200)
+            yield FilterBox(placeholder="/ to search id, file, step, error", id="filter", compact=True, max_length=200)
             yield PlainStatic("", id="summary")
         yield LazyTable(
             COLUMNS,
