@@ -3,9 +3,13 @@ is handed to the driver at once, as one read of the terminal would, with no paus
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
+import pytest
+
 from tests.tui.conftest import drive, images_ready, make_app, screen_text, settled
+from tests.tui.test_terminal import dashboard  # noqa: F401 - the tmux fixture
 
 
 def burst(pilot: Any, keys: list[tuple[str, str | None]]) -> None:
@@ -43,3 +47,14 @@ def test_a_burst_of_keys_into_the_filter_keeps_its_order(tui_catalog: str) -> No
         assert [row["id"] for _, row in screen.table.loaded_rows()] == ["wmi-broken1", "wmi-gentoo1"]
 
     drive(make_app(tui_catalog), scenario)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is in .ci/apt-packages.txt")
+def test_a_burst_in_a_real_terminal_keeps_its_order(dashboard: Any) -> None:  # noqa: F811
+    """tmux writes one send-keys command's keys to the terminal together: the dashboard reads them at once."""
+    tmux = dashboard(TERM="screen", NO_COLOR="1")
+    tmux.wait_for(lambda s: "wmi-gentoo1" in s, "the images table")
+    tmux.keys("/", "ubuntu 32bx", "BSpace", "it")
+    text = tmux.wait_for(lambda s: "1 image" in s, "the filtered table")
+    assert "ubuntu 32bit" in text.splitlines()[1] and "wmi-lucid32" in text and "wmi-lucid0 " not in text
+    tmux.keys("C-c")
