@@ -351,7 +351,7 @@ def test_import_form_lists_the_hosts_srs_and_queues_the_chosen_one(
         await wait_until(pilot, lambda: select.value == ext, what="the default SR preselected")
         options = {value: str(prompt) for prompt, value in select._options if isinstance(value, str)}
         assert set(options) == {record["uuid"] for record in xen_host.state()["srs"]}
-        assert options[ext].endswith(f"{ext} (default)") and "Local storage (ext)" in options[ext]
+        assert options[ext].startswith("Local storage (ext) (default)") and options[ext].endswith(ext)
         assert "free" in options[ext] and "(default)" not in options[nfs]
         if sr is not None:
             select.value = sr

@@ -49,7 +49,8 @@ def test_import_from_the_form_to_success_then_the_log_and_ctrl_c(
         tmux.keys("2")
         tmux.wait_for(lambda s: "0 jobs" in s, "the empty jobs view")
         tmux.keys("i")
-        tmux.wait_for(lambda s: "SR              Local storage (ext)" in s, "the form, the default SR chosen")
+        text = tmux.wait_for(lambda s: "SR              Local storage (ext)" in s, "the form, the default SR chosen")
+        assert "(default)" in sr_row(text) and "…" in sr_row(text)  # a cut label keeps its mark and says so
         tmux.keys(str(source), literal=True)
         tmux.keys("Tab", "Tab")  # past the host (the only one, chosen) to the SR picker
         tmux.keys("Enter")

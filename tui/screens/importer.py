@@ -28,11 +28,14 @@ from vdcmanage.catalog.models import SHARED_ACCOUNT_ID
 
 
 def sr_option(sr: tuple[str, str, str, int | None], default: str | None) -> tuple[Text, str]:
-    """``Local storage (ext) 90.0G free 3f1c… (default)``: the SR's name shown literally, its uuid whole."""
+    """``Local storage (ext) (default) 90.0G free 3f1c…``: the SR's name shown literally, the default
+    mark before the uuid so a narrow form keeps it, and a cut label ends in an ellipsis."""
     uuid, name, kind, free = sr
     room = f" {fmt.short_size(free)} free" if free is not None else ""
     mark = " (default)" if uuid == default else ""
-    return (plain(f"{name} ({kind}){room} {uuid}{mark}"), uuid)
+    label = plain(f"{name} ({kind}){mark}{room} {uuid}")
+    label.no_wrap, label.overflow = True, "ellipsis"
+    return (label, uuid)
 
 
 def choice(record: dict[str, Any], name_key: str) -> tuple[Text, str]:
