@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
 import typer
 
 from vdcmanage.cli.failures import report
 from vdcmanage.cli.progress import ProgressPrinter
 from vdcmanage.errors import ExitCode, Refused
 from vdcmanage.jobs import queue
-from vdcmanage.jobs.runner import run_job, worker_name
+from vdcmanage.jobs.owner import worker_name
+from vdcmanage.jobs.runner import StopSignal, run_job
 
 
 class StepProgress:
@@ -32,6 +40,42 @@ class StepProgress:
             self.printer = None
 
 
+STOP_REASONS = {signal.SIGHUP: "terminal closed (SIGHUP)", signal.SIGTERM: "terminated (SIGTERM)"}
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """SIGHUP (the terminal or the SSH session to the admin host went away) and SIGTERM stop the job
+    as Ctrl-C does: marked interrupted at once, resumable with ``job retry``. Without this the
+    process would die with the job still "running" until a worker judged it stalled."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        for sig in STOP_REASONS:  # the clean-up that follows must not be cut short by a second signal
+            signal.signal(sig, signal.SIG_IGN)
+        if signum == signal.SIGHUP:
+            silence_terminal()
+        raise StopSignal(STOP_REASONS[signal.Signals(signum)])
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_REASONS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def silence_terminal() -> None:
+    """A hung-up terminal fails every write (EIO): progress and the final message go nowhere instead."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        with contextlib.suppress(OSError):
+            os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def run_in_foreground(job_id: str) -> int:
     """Claim the job for this process, run it to the end, print its result; return the exit code."""
     worker = worker_name()
@@ -41,7 +85,8 @@ def run_in_foreground(job_id: str) -> int:
         raise Refused(f"Job {job_id} is {current.state}" + (f" on {current.worker}" if current.worker else ""))
     progress = StepProgress()
     try:
-        outcome = run_job(job, worker, on_progress=progress)
+        with stop_signals_interrupt():
+            outcome = run_job(job, worker, on_progress=progress)
     finally:
         progress.finish()
     finished = queue.get_job(job_id)

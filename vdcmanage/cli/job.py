@@ -148,7 +148,10 @@ def retry(
         "added again; every step runs again there.",
     ),
 ) -> None:
-    """Resume a failed job where it stopped (done steps are kept; uploads continue from what was verified)."""
+    """Resume a failed job where it stopped (done steps are kept; uploads continue from what was verified).
+
+    A job still marked running whose owner process is gone (killed, or its admin host rebooted) is
+    taken over at once."""
     catalog(ctx)
     if host is not None:
         from vdcmanage.importer.request import move_to_host

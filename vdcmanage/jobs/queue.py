@@ -259,15 +259,21 @@ def request_cancel(key: str) -> Job:
 
 def retry(key: str) -> Job:
     """Queue a failed or cancelled job again. A failed job keeps its done steps and resumes the failed one
-    from its saved detail; a cancelled job starts over, since its cancel removed what its steps had made."""
+    from its saved detail; a cancelled job starts over, since its cancel removed what its steps had made.
+    A running job whose owner is gone (see :func:`interrupt_if_owner_gone`) is retried too."""
     with transaction(write=True):
         job = get_job(key)
+        if job.state == "running":
+            interrupt_if_owner_gone(job)
+            job = get_job(key)
         if job.state not in ("failed", "cancelled"):
-            raise Refused(f"Job {job.id} is {job.state}; only failed or cancelled jobs can be retried")
-        fields: dict[str, Any] = {"state": "queued", "error": None, "finished_at": None, "worker": None}
+            raise Refused(f"Job {job.id} is {job.state}; only failed, interrupted or cancelled jobs can be retried")
+        fields: dict[str, Any] = {
+            "state": "queued", "error": None, "finished_at": None, "worker": None, "cancel_requested": False,
+        }
         if job.state == "cancelled":
             forget_steps(job.id)
-            fields.update(current_step=None, bytes_done=0, bytes_total=0, cancel_requested=False)
+            fields.update(current_step=None, bytes_done=0, bytes_total=0)
         else:
             JobStep.update(state="pending", error=None).where(
                 JobStep.job == job.id, JobStep.state.in_(("failed", "running"))
@@ -275,6 +281,33 @@ def retry(key: str) -> Job:
         Job.update(**fields, updated_at=utcnow()).where(Job.id == job.id).execute()
         log(job.id, "queued for retry" if job.state == "failed" else "queued again after its cancel: every step runs")
         return Job.get_by_id(job.id)
+
+
+def interrupt_if_owner_gone(job: Job) -> None:
+    """Mark a running job whose owner process is gone as interrupted (failed, resumable), at once:
+    a foreground import killed outright or a worker that died. Refused while the owner may live."""
+    from vdcmanage.jobs.owner import owner_gone
+
+    reason = owner_gone(job.worker, job.heartbeat_at, stale_cutoff())
+    if reason is None:
+        raise Refused(
+            f"Job {job.id} is running on {job.worker} (heartbeat {iso(job.heartbeat_at)}); "
+            f"wait for it or 'vdc-manage job cancel {job.id}'"
+        )
+    message = f"Interrupted: {reason}; resume with: vdc-manage job retry {job.id}"
+    now = utcnow()
+    with transaction(write=True):
+        taken = (
+            Job.update(state="failed", error=message, finished_at=now, updated_at=now)
+            .where(Job.id == job.id, Job.state == "running", Job.worker == job.worker)
+            .execute()
+        )
+        if not taken:
+            raise Refused(f"Job {job.id} changed hands meanwhile; look at 'vdc-manage job show {job.id}'")
+        JobStep.update(state="failed", error="interrupted", finished_at=now).where(
+            JobStep.job == job.id, JobStep.state == "running"
+        ).execute()
+        log(job.id, message, "error")
 
 
 @dataclass

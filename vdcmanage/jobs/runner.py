@@ -9,8 +9,6 @@ the job was cancelled or the worker is stopping.
 from __future__ import annotations
 
 import importlib
-import os
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +32,15 @@ class JobCancelled(Exception):
 
 class WorkerStopping(Exception):
     """Raised inside a step at a chunk boundary when the worker shuts down; the job is requeued."""
+
+
+class StopSignal(KeyboardInterrupt):
+    """The process was told to stop by a signal other than Ctrl-C (SIGHUP: its terminal went away;
+    SIGTERM): the job is left exactly as Ctrl-C leaves it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -111,10 +118,6 @@ def pipeline_for(job: Job) -> Pipeline:
     cls = getattr(importlib.import_module(module_name), class_name)
     pipeline: Pipeline = cls(job.id, queue.params_of(job))
     return pipeline
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
 
 
 class Heartbeat(threading.Thread):
@@ -207,8 +210,9 @@ def run_steps(
         queue.finish_step(job.id, step, "pending")
         queue.release(job.id, worker, "worker stopping")
         return Outcome("queued", ExitCode.INTERRUPTED)
-    except KeyboardInterrupt:
-        message = f"Interrupted (Ctrl-C) during step {step}; resume with: vdc-manage job retry {job.id}"
+    except KeyboardInterrupt as exc:
+        why = exc.reason if isinstance(exc, StopSignal) else "Ctrl-C"
+        message = f"Interrupted ({why}) during step {step}; resume with: vdc-manage job retry {job.id}"
         fail(job.id, step, message)
         raise Interrupted(message) from None
     except PreflightFailed as failed:

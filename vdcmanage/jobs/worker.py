@@ -8,7 +8,8 @@ from collections.abc import Callable
 from types import FrameType
 
 from vdcmanage.jobs import queue
-from vdcmanage.jobs.runner import run_job, worker_name
+from vdcmanage.jobs.owner import worker_name
+from vdcmanage.jobs.runner import run_job
 
 POLL_INTERVAL_S = 1.0
 
