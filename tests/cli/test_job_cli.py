@@ -44,7 +44,7 @@ def test_refusals(run_cli, sqlite_url: str, tmp_path: Path) -> None:  # type: ig
     assert run_cli("job", "show", "job-nope").err == "ERROR: Unknown job id: job-nope\n"
     job_id = submit(sqlite_url, tmp_path / "out.txt")
     retried = run_cli("job", "retry", job_id)
-    assert (retried.code, retried.err) == (100, f"ERROR: Job {job_id} is queued; only failed or cancelled jobs can be retried\n")
+    assert (retried.code, retried.err) == (100, f"ERROR: Job {job_id} is queued; only failed, interrupted or cancelled jobs can be retried\n")
     bad_state = run_cli("job", "list", "--state", "sleeping")
     assert bad_state.code == 2 and "'sleeping' is not one of" in bad_state.err
     assert run_cli("job", "worker", "--concurrency", "0").code == 2

@@ -59,6 +59,17 @@ def only_job_id(world: ImportWorld) -> str:
     return str(found).split('"')[0]
 
 
+def killed_mid_upload(world: ImportWorld, source: Path, fraction: float = 0.2) -> str:
+    """A foreground import SIGKILLed once ``fraction`` of its upload is verified; its job stays "running"."""
+    proc = world.popen(*world.import_args(source))
+    job_id = only_job_id(world)
+    wait_for(lambda: uploaded_past(world, job_id, fraction), interval=0.02)
+    proc.send_signal(signal.SIGKILL)  # nothing runs in it any more
+    proc.communicate(timeout=60)
+    assert world.job(job_id)["state"] == "running"
+    return job_id
+
+
 def log_lines(world: ImportWorld, job_id: str) -> list[str]:
     from vdcmanage.jobs.queue import log_tail
 
@@ -89,12 +100,7 @@ def test_terminal_hang_up_mid_upload_then_retry_at_once(world: ImportWorld, tmp_
 
 def test_killed_foreground_import_is_retried_at_once_on_the_same_host(world: ImportWorld, tmp_path: Path) -> None:
     source = random_raw(tmp_path / "big.raw", 384 * MiB)
-    proc = world.popen(*world.import_args(source))
-    job_id = only_job_id(world)
-    wait_for(lambda: uploaded_past(world, job_id, 0.2), interval=0.02)
-    proc.send_signal(signal.SIGKILL)  # nothing runs in it any more: the job is left "running"
-    proc.communicate(timeout=60)
-    assert world.job(job_id)["state"] == "running"
+    job_id = killed_mid_upload(world, source)
     resumed = world.cli("job", "retry", job_id)
     assert resumed.code == 0, resumed.err
     job = world.job(job_id)

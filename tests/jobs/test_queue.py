@@ -116,7 +116,7 @@ def test_failure_names_the_step_and_retry_resumes(any_catalog: str, tmp_path: Pa
     assert runner.run_job(queue.claim_next("w1"), "w1").state == "failed"  # type: ignore[arg-type]
     failed = Job.get_by_id(job.id)
     assert failed.error == "Step work failed: simulated failure at chunk 2"
-    with pytest.raises(Refused, match="only failed or cancelled jobs"):
+    with pytest.raises(Refused, match="only failed, interrupted or cancelled jobs"):
         queue.retry(submit(tmp_path).id)
     queue.retry(job.id)
     assert runner.run_job(queue.claim_next("w1", job_id=job.id), "w1").state == "succeeded"  # type: ignore[arg-type]

@@ -216,8 +216,14 @@ class XenHost:
         sr_sizes: dict[str, int] | None = None,
         xapi_down: bool | None = None,
         xe_installed: bool | None = None,
+        faults: dict[str, str] | None = None,
     ) -> None:
+        """``faults``: xe commands that fail with the given error text (exit 1) instead of running,
+        until configured again; ``inject_fault`` fails one a number of times."""
+
         def change(state: dict[str, Any]) -> None:
+            if faults is not None:
+                state["faults"] = {command: {"text": text, "times": None} for command, text in faults.items()}
             if personality is not None:
                 state["personality"] = personality
                 state["size_parser"] = size_parser or xedouble.PERSONALITIES[personality]["size_parser"]
@@ -235,6 +241,14 @@ class XenHost:
             link.unlink(missing_ok=True)
         elif xe_installed and not link.exists():
             link.symlink_to(XE_DOUBLE)
+
+    def inject_fault(self, command: str, text: str, times: int = 1) -> None:
+        """The next ``times`` runs of ``xe <command>`` fail with ``text`` on stderr, exit 1."""
+
+        def change(state: dict[str, Any]) -> None:
+            state.setdefault("faults", {})[command] = {"text": text, "times": times}
+
+        self.update_state(change)
 
     # -- using it --------------------------------------------------------------------------------------
 

@@ -881,6 +881,20 @@ To get a full listing of commands: xe help --all
 """
 
 
+def take_fault(state_dir: str, command: str) -> str | None:
+    """An error injected by the tests for ``command`` (``state["faults"]``: text and how many more
+    times, None for always), printed instead of running the command."""
+    with locked(state_dir) as state:
+        fault = state.get("faults", {}).get(command)
+        if fault is None:
+            return None
+        if fault.get("times") is not None:
+            fault["times"] -= 1
+            if fault["times"] <= 0:
+                del state["faults"][command]
+        return str(fault["text"])
+
+
 def run(args: list[str]) -> tuple[int, str, str]:
     """One xe invocation: (exit status, stdout, stderr)."""
     state_dir = os.environ.get("XE_DOUBLE_STATE")
@@ -905,6 +919,9 @@ def run(args: list[str]) -> tuple[int, str, str]:
     for required in table[command][0]:
         if required not in params:
             return 1, "", f"Required parameter not found: {required}\n{USAGE_HINT}\n"
+    fault = take_fault(state_dir, command)
+    if fault is not None:
+        return 1, "", fault + "\n"
     try:
         return 0, dispatch(state_dir, command, params), ""
     except XeFailure as failure:

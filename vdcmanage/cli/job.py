@@ -8,10 +8,11 @@ from typing import Any
 import typer
 
 from vdcmanage.catalog.models import Job
-from vdcmanage.cli.failures import notice
+from vdcmanage.cli.failures import notice, report
 from vdcmanage.cli.main import catalog, group_app
 from vdcmanage.cli.output import human_size, print_json, print_lines, print_record, print_table
 from vdcmanage.cli.params import FormatOption, check_format
+from vdcmanage.errors import ExitCode
 from vdcmanage.jobs import queue
 
 app = group_app("job", "Operations for long-running jobs (imports) and the worker.")
@@ -131,10 +132,24 @@ def sr_label(params: dict[str, object]) -> str | None:
 
 @app.command("cancel")
 def cancel(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="JOB_ID", help="The job id.")) -> None:
-    """Cancel a job: a running one stops within seconds and removes what it created on the host."""
+    """Cancel a job and remove what it created (staged file, VDI, partial files) on the host.
+
+    A running job stops within seconds and cleans up itself; a failed or interrupted one is cleaned
+    up here and now (no worker needed), or the error says what remains and why. A cancelled job can
+    be retried: it starts again from the first step whose work was removed."""
     catalog(ctx)
-    job = queue.request_cancel(job_id)
-    typer.echo(f"{job.id}: {'cancelled' if job.state == 'cancelled' else 'cancel requested'}", err=True)
+    from vdcmanage.jobs.runner import cancel_here
+
+    job, outcome = cancel_here(job_id)
+    if outcome is None:
+        waiting = f"cancel requested; {job.worker} stops it and cleans up" if job.state != "cancelled" else "cancelled"
+        typer.echo(f"{job.id}: {waiting}", err=True)
+        return
+    if job.state != "cancelled":
+        report(f"{job.error} (job {job.id})")
+        raise typer.Exit(ExitCode.FAILURE)
+    cleaned = [line.message for line in queue.log_tail(job.id) if line.message.startswith("clean-up: ")]
+    typer.echo(f"{job.id}: cancelled" + (f"; {cleaned[-1]}" if cleaned else ""), err=True)
 
 
 @app.command("retry")

@@ -26,7 +26,6 @@ for the host side, while a dropped connection keeps everything for ``job retry``
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -443,13 +442,33 @@ class ImportPipeline:
     # -- undoing ---------------------------------------------------------------------------------
 
     def cleanup(self, ctx: StepContext) -> None:
-        """Job cancelled: remove everything this job created, wherever it is."""
-        self.undo_host_side(ctx)
+        """Job cancelled: remove everything this job created, wherever it is, and log what that was.
+        What cannot be removed is named in the error, with the reason. An image already registered
+        keeps its VDI and published file (``image del`` is for those)."""
+        registered = self.registered()
+        removed = self.undo_host_side_saying_what_remains(ctx, keep_vdi=registered)
         published = self.detail("publish")
-        if published.get("file_name") and Image.get_or_none(Image.id == self.params.image_id) is None:
-            with contextlib.suppress(NotFound):
+        if published.get("file_name") and not registered:
+            try:
                 self.destination().remove(published["file_name"])
+            except VdcError as exc:
+                storage = self.params.backup_storage_id
+                raise VdcError(f"the published file {published['file_name']} remains in {storage}: {exc}") from exc
+            removed.append(f"the published file {published['file_name']}")
         self.remove_work_files()
+        kept = f"; image {self.params.image_id} is registered and keeps its VDI" if registered else ""
+        ctx.log(f"clean-up: removed {', '.join(removed) or 'nothing (the job had left nothing)'}{kept}")
+
+    def registered(self) -> bool:
+        return Image.get_or_none(Image.id == self.params.image_id) is not None
+
+    def steps_undone_by_cleanup(self) -> list[str]:
+        """After a cancel: the steps whose work the clean-up removed, for `job retry` to redo."""
+        if self.registered():
+            return []
+        converted = self.detail("convert").get("local_file")
+        keep = {"inspect"} | ({"convert"} if converted == self.params.path else set())
+        return [step for step in self.steps if step not in keep]
 
     def on_failure(self, ctx: StepContext, exc: VdcError) -> None:
         """A failure xe reported (full SR, backend error, bad data) cannot be resumed as is: remove the VDI
@@ -459,22 +478,47 @@ class ImportPipeline:
             queue.reset_steps(self.job_id, ["stage", "vdi-create", "vdi-import"])
             ctx.log("removed the VDI and the staged file; 'job retry' uploads again")
 
-    def undo_host_side(self, ctx: StepContext) -> None:
+    def undo_host_side(self, ctx: StepContext, keep_vdi: bool = False) -> list[str]:
+        """Destroy the job's VDIs (unless ``keep_vdi``), remove its staged and compressed files on the
+        host; return what was there and is now gone."""
         sr_mount = self.sr_mount()
         if not sr_mount:
-            return
+            return []
         vdi = self.detail("vdi-create").get("vdi_uuid")
 
-        def undo(conn: Connection) -> None:
-            xe = Xe(conn)
-            tagged = xe.vdi_list(params=["uuid"], filters={"other-config:vdc-manage-job": self.job_id})
-            uuids = ({vdi} if vdi else set()) | {r["uuid"] for r in tagged}
-            for uuid in uuids:
-                with contextlib.suppress(XeError):
-                    xe.vdi_destroy(uuid)
-            out = hostfiles.compressed_path(sr_mount, self.job_id)
-            hostfiles.remove(conn, hostfiles.staging_path(sr_mount, self.job_id), out)
+        def undo(conn: Connection) -> list[str]:
+            removed: list[str] = []
+            if not keep_vdi:
+                removed += [f"VDI {uuid}" for uuid in self.destroy_vdis(Xe(conn), vdi)]
+            files = [hostfiles.staging_path(sr_mount, self.job_id), hostfiles.compressed_path(sr_mount, self.job_id)]
+            removed += [f"{path} on the host" for path in files if hostfiles.file_size(conn, path) is not None]
+            hostfiles.remove(conn, *files)
+            return removed
 
-        self.on_host(undo)
+        removed = self.on_host(undo)
         self.drop_host()
+        return removed
+
+    def destroy_vdis(self, xe: Xe, known: str | None) -> list[str]:
+        tagged = xe.vdi_list(params=["uuid"], filters={"other-config:vdc-manage-job": self.job_id})
+        present = {r["uuid"] for r in tagged}
+        if known and xe.vdi_list(params=["uuid"], filters={"uuid": known}):
+            present.add(known)
+        for uuid in sorted(present):
+            xe.vdi_destroy(uuid)
+        return sorted(present)
+
+    def undo_host_side_saying_what_remains(self, ctx: StepContext, keep_vdi: bool) -> list[str]:
+        try:
+            return self.undo_host_side(ctx, keep_vdi)
+        except VdcError as exc:
+            raise VdcError(f"{self.host_leftovers(keep_vdi)} may remain on host {self.params.host_id}: {exc}") from exc
+
+    def host_leftovers(self, keep_vdi: bool) -> str:
+        """What the job may have left on the host, named as precisely as its saved details allow."""
+        sr_mount = self.sr_mount() or ""
+        vdi = self.detail("vdi-create").get("vdi_uuid")
+        things = [] if keep_vdi else [f"VDI {vdi}" if vdi else f"a VDI with other-config:vdc-manage-job={self.job_id}"]
+        things += [hostfiles.staging_path(sr_mount, self.job_id), hostfiles.compressed_path(sr_mount, self.job_id)]
+        return ", ".join(things)
 

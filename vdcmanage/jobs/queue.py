@@ -283,12 +283,17 @@ def retry(key: str) -> Job:
         return Job.get_by_id(job.id)
 
 
+def owner_gone_reason(job: Job) -> str | None:
+    """Why a running job's owner process is certainly gone; None while it may live."""
+    from vdcmanage.jobs.owner import owner_gone
+
+    return owner_gone(job.worker, job.heartbeat_at, stale_cutoff())
+
+
 def interrupt_if_owner_gone(job: Job) -> None:
     """Mark a running job whose owner process is gone as interrupted (failed, resumable), at once:
     a foreground import killed outright or a worker that died. Refused while the owner may live."""
-    from vdcmanage.jobs.owner import owner_gone
-
-    reason = owner_gone(job.worker, job.heartbeat_at, stale_cutoff())
+    reason = owner_gone_reason(job)
     if reason is None:
         raise Refused(
             f"Job {job.id} is running on {job.worker} (heartbeat {iso(job.heartbeat_at)}); "

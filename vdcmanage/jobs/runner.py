@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from vdcmanage.catalog.models import Job
 from vdcmanage.errors import ExitCode, Interrupted, VdcError
 from vdcmanage.jobs import queue
+from vdcmanage.jobs.owner import worker_name
 
 HEARTBEAT_INTERVAL_S = 1.0  # also how quickly a running job notices `job cancel` (the issue asks for 2 s)
 
@@ -268,5 +269,29 @@ def cancel(job: Job, pipeline: Pipeline, ctx: StepContext, step: str) -> Outcome
         fail(job.id, step, message)
         return Outcome("failed", ExitCode.FAILURE)
     queue.finish_step(job.id, step, "failed", "cancelled")
+    undone = getattr(pipeline, "steps_undone_by_cleanup", None)
+    if undone is not None and (names := undone()):
+        queue.reset_steps(job.id, names)  # `job retry` makes again what the clean-up removed
     queue.finish_job(job.id, "cancelled", error="cancelled by operator")
     return Outcome("cancelled", ExitCode.REFUSED)
+
+
+def cancel_here(key: str) -> tuple[Job, Outcome | None]:
+    """``job cancel``: what a cancel needs is done now, in this process, never left to a worker.
+
+    A job that never ran is cancelled at once; a running one whose owner lives is asked to stop
+    (it cleans up itself within a heartbeat); any other (failed, interrupted, queued again, or
+    running with its owner gone) is claimed here and its clean-up run here. Returns the job as it
+    ended and, when the clean-up ran here, its outcome."""
+    job = queue.get_job(key)
+    if job.state == "running" and queue.owner_gone_reason(job) is not None:
+        queue.interrupt_if_owner_gone(job)
+    job = queue.request_cancel(job.id)
+    if job.state != "queued":
+        return job, None
+    worker = worker_name()
+    claimed = queue.claim_next(worker, job_id=job.id)
+    if claimed is None:  # a worker claimed it first: it runs the clean-up
+        return queue.get_job(job.id), None
+    outcome = run_job(claimed, worker)
+    return queue.get_job(job.id), outcome
