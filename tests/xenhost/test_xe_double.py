@@ -556,3 +556,18 @@ def test_double_uses_only_the_standard_library() -> None:
     code = f"import sys; sys.path.insert(0, {str(XE_DOUBLE.parent.parent)!r}); import xedouble"
     proc = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+# -- fault injection (tests of the importer's error handling) --------------------------------------------
+
+
+def test_an_injected_fault_fails_the_command_as_often_as_asked(xe: Double) -> None:
+    text = "Error code: VDI_IO_ERROR\nError parameters: Device I/O errors"
+    state = xe.state()
+    state["faults"] = {"sr-list": {"text": text, "times": 2}, "pool-list": {"text": "Error: down", "times": None}}
+    xedouble.write_state(str(xe.state_dir), state)
+    failure(xe("sr-list", "--minimal"), text + "\n")
+    failure(xe("sr-list", "--minimal"), text + "\n")
+    assert xe.ok("sr-list", "--minimal").strip()  # spent: the command runs again
+    for _ in range(3):
+        failure(xe("pool-list"), "Error: down\n")  # no count: until configured away

@@ -75,7 +75,19 @@ class ImportPipeline:
     # -- plumbing --------------------------------------------------------------------------------
 
     def run_step(self, ctx: StepContext) -> None:
-        getattr(self, "step_" + ctx.step.replace("-", "_"))(ctx)
+        try:
+            getattr(self, "step_" + ctx.step.replace("-", "_"))(ctx)
+        except XeError as exc:
+            self.translate_xe_error(ctx, exc)
+            raise
+
+    def translate_xe_error(self, ctx: StepContext, exc: XeError) -> None:
+        """Keep xe's words verbatim in the job log; make the error say what they mean and what to do."""
+        from vdcmanage.importer.xeadvice import Situation, explain
+
+        ctx.log(f"xe said (verbatim, exit status {exc.exit_status}):\n{exc.xe_message}", "error")
+        sr = self.params.sr_uuid or "(the job's SR)"
+        exc.message = explain(exc, Situation(ctx.step, self.params.host_id, sr, self.job_id))
 
     def detail(self, step: str) -> dict[str, Any]:
         return queue.step_detail(self.job_id, step)
