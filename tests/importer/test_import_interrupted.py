@@ -119,3 +119,15 @@ def test_retry_of_a_job_whose_owner_runs_is_refused(world: ImportWorld, tmp_path
     proc.communicate(timeout=60)
     assert refused.code == 100
     assert f"Job {job_id} is running on " in refused.err and f"job cancel {job_id}" in refused.err
+
+
+def test_sigterm_of_a_foreground_import_leaves_it_interrupted(world: ImportWorld, tmp_path: Path) -> None:
+    source = random_raw(tmp_path / "big.raw", 256 * MiB)
+    proc = world.popen(*world.import_args(source))
+    job_id = only_job_id(world)
+    wait_for(lambda: uploaded_past(world, job_id, 0.1), interval=0.02)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert f"Interrupted (terminated (SIGTERM)) during step stage; resume with: vdc-manage job retry {job_id}" in err
+    assert world.job(job_id)["state"] == "failed"
