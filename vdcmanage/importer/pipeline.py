@@ -86,7 +86,7 @@ class ImportPipeline:
         from vdcmanage.importer.xeadvice import Situation, explain
 
         ctx.log(f"xe said (verbatim, exit status {exc.exit_status}):\n{exc.xe_message}", "error")
-        sr = self.params.sr_uuid or "(the job's SR)"
+        sr = (self.params.sr or {}).get("uuid") or self.params.sr_uuid or "(not chosen yet)"
         exc.message = explain(exc, Situation(ctx.step, self.params.host_id, sr, self.job_id))
 
     def detail(self, step: str) -> dict[str, Any]:
