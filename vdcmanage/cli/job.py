@@ -136,7 +136,7 @@ def cancel(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="JOB_ID
 
     A running job stops within seconds and cleans up itself; a failed or interrupted one is cleaned
     up here and now (no worker needed), or the error says what remains and why. A cancelled job can
-    be retried: it starts again from the first step whose work was removed."""
+    be retried: every step runs again."""
     catalog(ctx)
     from vdcmanage.jobs.runner import cancel_here
 
