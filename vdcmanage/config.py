@@ -22,6 +22,7 @@ from vdcmanage.errors import InvalidArgument
 SYSTEM_CONFIG = Path("/etc/vdc-manage/config.toml")
 DB_ENV = "VDC_MANAGE_DB"
 CONFIG_ENV = "VDC_MANAGE_CONFIG"
+COMPRESS_CHUNK_MIB = 256  # the compress step's chunks: at most this much is compressed again after a drop
 
 
 def xdg_dir(variable: str, fallback: str) -> Path:
@@ -82,6 +83,15 @@ class Settings:
         if configured:
             return Path(str(configured)).expanduser()
         return xdg_dir("XDG_CACHE_HOME", ".cache") / "vdc-manage" / "work"
+
+    @property
+    def compress_chunk_bytes(self) -> int:
+        """How much of the VHD each independent bzip2 stream of the compress step holds (what a dropped
+        connection can cost at most): ``[import] compress_chunk_mib``."""
+        mib = self.importer.get("compress_chunk_mib", COMPRESS_CHUNK_MIB)
+        if isinstance(mib, bool) or not isinstance(mib, int) or mib < 1:
+            raise InvalidArgument(f"[import] compress_chunk_mib must be a whole number of MiB (1 or more), not {mib!r}")
+        return mib * 1024 * 1024
 
 
 def merged_file_config() -> tuple[dict[str, Any], dict[str, Path]]:

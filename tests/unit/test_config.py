@@ -51,6 +51,17 @@ def test_broken_config_file_is_refused_clearly(isolated_home: Path, monkeypatch:
         load_settings()
 
 
+def test_compress_chunk_size_default_configured_and_refused(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().compress_chunk_bytes == 256 * 1024 * 1024
+    config = write(isolated_home / "c.toml", "[import]\ncompress_chunk_mib = 4\n")
+    monkeypatch.setenv("VDC_MANAGE_CONFIG", str(config))
+    assert load_settings().compress_chunk_bytes == 4 * 1024 * 1024
+    for bad in ("0", "-1", "1.5", '"64"', "true"):
+        config.write_text(f"[import]\ncompress_chunk_mib = {bad}\n")
+        with pytest.raises(InvalidArgument, match="compress_chunk_mib must be a whole number of MiB"):
+            load_settings().compress_chunk_bytes  # noqa: B018
+
+
 @pytest.mark.parametrize(
     ("url", "scheme", "path", "host", "port", "user"),
     [

@@ -76,3 +76,17 @@ def test_argv_must_be_strings_without_nul() -> None:
 
 def test_prefer_reorders_only_what_is_available() -> None:
     assert prefer(("a", "b", "c"), ("c", "x", "b")) == ("c", "b", "a")
+
+
+def test_a_session_that_breaks_before_the_command_starts_is_a_lost_connection() -> None:
+    """paramiko's exec_command re-raises the transport's error (a reset socket) when the session dies
+    between opening the channel and starting the command: callers must see ConnectionLost to reconnect."""
+    from vdcmanage.remote.errors import ConnectionLost
+    from vdcmanage.remote.ssh import Connection
+
+    class ResetChannel:
+        def exec_command(self, command: str) -> None:
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    with pytest.raises(ConnectionLost, match="broke while starting: true"):
+        Connection(SshTarget("xen1")).start_command(ResetChannel(), "true")

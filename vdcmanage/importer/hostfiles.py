@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import re
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from vdcmanage.remote import files as remote_files
-from vdcmanage.remote.ssh import Connection
+from vdcmanage.remote.ssh import Connection, failure_message
 
-PID_RE = re.compile(rb"vdc-manage-pid (\d+)")
-POS_RE = re.compile(rb"^pos:\s*(\d+)", re.MULTILINE)
 # The parallel compressors first: same .bz2 format, a core per block (lbzip2 is in Debian, pbzip2 in EPEL).
 COMPRESSORS = ("lbzip2", "pbzip2", "bzip2")
 
@@ -52,49 +49,104 @@ def find_compressor(conn: Connection) -> str:
     return result.stdout_text.strip()
 
 
-def compress(
-    conn: Connection,
-    compressor: str,
-    source: str,
-    dest: str,
-    total: int,
-    progress: Callable[[int, int], None],
-    check: Callable[[], None],
-) -> None:
-    """``<compressor> -c < source`` into ``dest`` on the host, through a fresh temporary renamed into
-    place when complete (remote/files.py: nothing at a guessable name is opened for writing).
-    Progress is how far the compressor has read its input (``/proc/<pid>/fdinfo/0``), polled once a
-    second; ``check`` runs twice a second and whatever it raises (a cancelled job) kills the compressor."""
-    script = 'echo "vdc-manage-pid $$" >&2; exec "$1" -c < "$2" 1<> "$3"'
-    temporary = remote_files.create_temporary(conn, dest)
-    pid: list[int] = []
-    last_poll = [0.0]
-
-    def on_stderr(chunk: bytes) -> None:
-        match = PID_RE.search(chunk)
-        if match and not pid:
-            pid.append(int(match.group(1)))
-
-    def on_poll() -> None:
-        check()
-        now = time.monotonic()
-        if pid and now - last_poll[0] >= 1.0:
-            last_poll[0] = now
-            done = read_position(conn, pid[0])
-            if done is not None:
-                progress(done, total)
-
-    try:
-        conn.run(["sh", "-c", script, "sh", compressor, source, temporary], timeout=None, on_stderr=on_stderr,
-                 on_poll=on_poll)
-        remote_files.rename_into_place(conn, temporary, dest)
-    except BaseException:
-        with contextlib.suppress(Exception):  # a dropped connection: the step's cleanup removes it later
-            conn.run(["rm", "-f", "--", temporary], timeout=30)
-        raise
+# The VHD is compressed in chunks (config.COMPRESS_CHUNK_MIB, 256 MiB), each into a bzip2 stream of its
+# own appended to the temporary: a concatenation of bzip2 streams is a valid .bz2 that bunzip2 reads
+# whole, so a dropped connection costs at most one chunk. Chunks are whole multiples of DD_BLOCK.
+DD_BLOCK = 1024 * 1024
+# $1 the VHD, $2 the compressor, $3 the temporary, $4 dd's block size, $5 first block, $6 blocks.
+# The temporary must still be the regular file mktemp made (>> would create a planted name anew); a
+# failed dd is said on stderr (no pipefail in the sh of old dom0s); the temporary's length comes back.
+# The pipeline runs in the background so that the SIGTERM of a closed channel (ssh.KILL_WHEN_CLOSED)
+# kills the compressor too: one left running would append to the temporary after it was cut back.
+CHUNK_SCRIPT = (
+    '[ -f "$3" ] && [ ! -L "$3" ] || { echo "vdc-manage: the temporary $3 is gone" >&2; exit 3; }; '
+    'trap \'kill "$last" 2>/dev/null; exit 143\' TERM; '
+    '{ dd if="$1" bs="$4" skip="$5" count="$6" 2>/dev/null || echo "vdc-manage-dd-failed" >&2; } '
+    '| "$2" -c >> "$3" & last=$!; '
+    'wait "$last" && stat -c %s -- "$3"'
+)
+RESUME_SCRIPT = '[ -f "$1" ] && [ ! -L "$1" ] && stat -c %s -- "$1"'
 
 
-def read_position(conn: Connection, pid: int) -> int | None:
-    result = conn.run(["cat", f"/proc/{pid}/fdinfo/0"], check=False, timeout=10)
-    match = POS_RE.search(result.stdout)
-    return int(match.group(1)) if match else None
+@dataclass
+class CompressJob:
+    """One compression of ``source`` (``total`` bytes) into ``dest`` on the host. ``saved`` is what an
+    earlier, interrupted run recorded (``temporary``, ``chunks`` done, the temporary's ``length`` then);
+    ``save`` records it after every chunk; ``progress`` gets bytes of the VHD done; ``check`` (a
+    cancelled job) runs twice a second while a chunk compresses and kills it."""
+
+    compressor: str
+    source: str
+    dest: str
+    total: int
+    saved: dict[str, Any] | None
+    save: Callable[[dict[str, Any]], None]
+    progress: Callable[[int, int], None]
+    check: Callable[[], None]
+    log: Callable[[str], None]
+    chunk_bytes: int
+
+
+def chunk_count(total: int, chunk_bytes: int) -> int:
+    return max(1, -(-total // chunk_bytes))
+
+
+def compress(conn: Connection, job: CompressJob) -> None:
+    """Compress chunk after chunk into a temporary renamed into place when complete (remote/files.py:
+    nothing at a guessable name is opened for writing), going on from the chunks an earlier run recorded."""
+    count = chunk_count(job.total, job.chunk_bytes)
+    if finished_before(conn, job, count):
+        return
+    temporary, done, length = resume_point(conn, job)
+    job.progress(min(done * job.chunk_bytes, job.total), job.total)
+    blocks = job.chunk_bytes // DD_BLOCK
+    for chunk in range(done, count):
+        job.check()
+        length = compress_chunk(conn, job, temporary, chunk * blocks, blocks)
+        job.save({"temporary": temporary, "chunks": chunk + 1, "length": length, "chunk_bytes": job.chunk_bytes})
+        job.progress(min((chunk + 1) * job.chunk_bytes, job.total), job.total)
+    remote_files.rename_into_place(conn, temporary, job.dest)
+
+
+def finished_before(conn: Connection, job: CompressJob, count: int) -> bool:
+    """Renamed into place by a run whose connection dropped before the step could say so."""
+    saved = job.saved or {}
+    return saved.get("chunks") == count and file_size(conn, job.dest) == saved.get("length")
+
+
+def resume_point(conn: Connection, job: CompressJob) -> tuple[str, int, int]:
+    """The temporary to append to, the chunks it holds and its length: the recorded ones, cut back to
+    the recorded length (a chunk half-appended when the connection broke), or a new empty temporary."""
+    saved = job.saved or {}
+    temporary, length = saved.get("temporary"), int(saved.get("length", 0))
+    if temporary:
+        if saved.get("chunk_bytes") == job.chunk_bytes and holds_at_least(conn, temporary, length):
+            conn.run(["truncate", "-s", str(length), "--", temporary])
+            job.log(f"compress: resuming after chunk {saved['chunks']} of {chunk_count(job.total, job.chunk_bytes)} "
+                    f"({length} compressed bytes kept in {temporary})")
+            return temporary, int(saved["chunks"]), length
+        job.log(f"compress: the temporary {temporary} is gone, shorter than recorded or of another chunk size: "
+                "starting over")
+        conn.run(["rm", "-f", "--", temporary])
+    temporary = remote_files.create_temporary(conn, job.dest)
+    job.save({"temporary": temporary, "chunks": 0, "length": 0, "chunk_bytes": job.chunk_bytes})
+    return temporary, 0, 0
+
+
+def holds_at_least(conn: Connection, temporary: str, length: int) -> bool:
+    """``temporary`` is still a regular file (not a link planted in its place) of ``length`` bytes or more."""
+    now = conn.run(["sh", "-c", RESUME_SCRIPT, "sh", temporary], check=False).stdout_text.strip()
+    return now.isdigit() and int(now) >= length
+
+
+def compress_chunk(conn: Connection, job: CompressJob, temporary: str, skip: int, blocks: int) -> int:
+    """Append the compressed chunk to ``temporary``; return the temporary's new length."""
+    argv = ["sh", "-c", CHUNK_SCRIPT, "sh", job.source, job.compressor, temporary, str(DD_BLOCK), str(skip),
+            str(blocks)]
+    result = conn.run(argv, check=False, timeout=None, on_poll=job.check)
+    length = result.stdout_text.strip()
+    if result.exit_status != 0 or b"vdc-manage-dd-failed" in result.stderr or not length.isdigit():
+        from vdcmanage.remote.errors import RemoteCommandFailed
+
+        raise RemoteCommandFailed(failure_message(result, conn.where), result)
+    return int(length)

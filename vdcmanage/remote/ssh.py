@@ -365,6 +365,17 @@ class Connection:
             self._channels.add(channel)
         return channel
 
+    def start_command(self, channel: paramiko.Channel, command: str) -> None:
+        """``exec_command`` on a session that broke since the channel opened raises what the socket
+        said (paramiko re-raises the transport's ConnectionResetError): a lost connection, which
+        callers reconnect after."""
+        import paramiko  # loaded already: this channel came from it
+
+        try:
+            channel.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectionLost(f"Connection to {self.where} broke while starting: {command} ({exc})") from exc
+
     def forget_channel(self, channel: paramiko.Channel) -> None:
         with self._lock:
             self._channels.discard(channel)
@@ -392,7 +403,7 @@ class Connection:
         deadline = None if timeout is None else time.monotonic() + timeout
         channel = self.open_channel()
         try:
-            channel.exec_command(command)
+            self.start_command(channel, command)
             writer = None if killable else start_stdin_writer(channel, input)
             result = self.collect(channel, tuple(argv), deadline, on_stderr, on_poll)
             if writer is not None:
@@ -408,7 +419,7 @@ class Connection:
         """Start ``argv`` with its stdin open for streaming (see :class:`ExecChannel`)."""
         channel = self.open_channel()
         try:
-            channel.exec_command(quote_argv(argv, cwd))
+            self.start_command(channel, quote_argv(argv, cwd))
         except Exception:
             self.forget_channel(channel)
             channel.close()
