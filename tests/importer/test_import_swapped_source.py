@@ -10,15 +10,14 @@ from pathlib import Path
 from tests.importer.conftest import ImportWorld
 from tests.importer.test_import_e2e import check_published, ext4_image
 
-MiB = 1024 * 1024
-
 
 def failed_import(world: ImportWorld, source: Path) -> str:
-    """An import that fails after inspect and convert (a raw upload on 6.2 into an SR too small)."""
-    world.xen.configure(personality="xenserver-6.2", sr_sizes={"ext": 2 * MiB})
+    """An import that fails after inspect and convert (a raw upload on 6.2 whose vdi-import xe fails once;
+    an SR too small would now be refused by the preflight, before inspect)."""
+    world.xen.configure(personality="xenserver-6.2")
+    world.xen.inject_fault("vdi-import", "Error code: VDI_IO_ERROR\nError parameters: Device I/O errors")
     result = world.cli(*world.import_args(source))
     assert result.code == 101 and "Step vdi-import failed" in result.err, result.err
-    world.xen.configure(sr_sizes={"ext": 1024 * MiB})
     return re.search(r"job-[a-z0-9]+", result.err).group(0)  # type: ignore[union-attr]
 
 
