@@ -143,13 +143,13 @@ def cancel(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="JOB_ID
     job, outcome = cancel_here(job_id)
     if outcome is None:
         waiting = f"cancel requested; {job.worker} stops it and cleans up" if job.state != "cancelled" else "cancelled"
-        typer.echo(f"{job.id}: {waiting}", err=True)
+        notice(f"{job.id}: {waiting}")  # the worker's name is host text: through the escaping seam
         return
     if job.state != "cancelled":
         report(f"{job.error} (job {job.id})")
         raise typer.Exit(ExitCode.FAILURE)
     cleaned = [line.message for line in queue.log_tail(job.id) if line.message.startswith("clean-up: ")]
-    typer.echo(f"{job.id}: cancelled" + (f"; {cleaned[-1]}" if cleaned else ""), err=True)
+    notice(f"{job.id}: cancelled" + (f"; {cleaned[-1]}" if cleaned else ""))  # paths from the host: escaped
 
 
 @app.command("retry")
